@@ -1,0 +1,91 @@
+package main
+
+import "C"
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// kind tells handle types apart, so a scorer handle passed as a model is refused.
+type kind int
+
+const (
+	kindConfig kind = iota + 1
+	kindModel
+	kindAggregator
+	kindScorer
+	kindSegmentor
+)
+
+var kindNames = map[kind]string{kindConfig: "config", kindModel: "model", kindAggregator: "aggregator", kindScorer: "scorer", kindSegmentor: "segmentor"}
+
+// entry is one live object. Calls that mutate it take mu exclusively; concurrent-safe
+// calls (predict, segment) take it shared.
+type entry struct {
+	kind     kind
+	mu       sync.RWMutex
+	obj      any
+	poisoned atomic.Bool
+}
+
+// registry maps handle ids to entries. Ids only increase, so a stale id is never reused
+// and always detected.
+var registry = struct {
+	sync.Mutex
+	next    uintptr
+	entries map[uintptr]*entry
+}{entries: map[uintptr]*entry{}}
+
+// register stores obj and returns its new id (never 0).
+func register(k kind, obj any) uintptr {
+	registry.Lock()
+	defer registry.Unlock()
+	registry.next++
+	registry.entries[registry.next] = &entry{kind: k, obj: obj}
+	return registry.next
+}
+
+// lookup returns the live entry for id, or an INVALID_HANDLE error naming the problem.
+func lookup(id uintptr, k kind) (*entry, error) {
+	if id == 0 {
+		return nil, errorf(statusInvalidHandle, "%s handle is NULL", kindNames[k])
+	}
+	registry.Lock()
+	e, ok := registry.entries[id]
+	registry.Unlock()
+	if !ok {
+		return nil, errorf(statusInvalidHandle, "%s handle %#x is unknown or already freed", kindNames[k], id)
+	}
+	if e.kind != k {
+		return nil, errorf(statusInvalidHandle, "handle %#x is a %s, not a %s", id, kindNames[e.kind], kindNames[k])
+	}
+	return e, nil
+}
+
+// unregister removes id so that no new call can reach the entry, and returns it.
+func unregister(id uintptr, k kind) (*entry, error) {
+	e, err := lookup(id, k)
+	if err != nil {
+		return nil, err
+	}
+	registry.Lock()
+	delete(registry.entries, id)
+	registry.Unlock()
+	return e, nil
+}
+
+// liveHandles is the number of registered objects (tests assert it returns to zero).
+func liveHandles() int {
+	registry.Lock()
+	defer registry.Unlock()
+	return len(registry.entries)
+}
+
+// usable returns an INVALID_STATE error for an entry poisoned by an earlier panic.
+func (e *entry) usable() error {
+	if e.poisoned.Load() {
+		return errorf(statusInvalidState, "%s is in an unknown state after an earlier internal error; free it", kindNames[e.kind])
+	}
+	return nil
+}
