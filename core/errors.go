@@ -1,22 +1,22 @@
 package core
 
-import "errors"
+import "github.com/libpatchcore/libpatchcore/internal/errs"
 
 // Error kinds. Every error returned by this package wraps exactly one of them, so callers
 // (and the C ABI, which maps them to status codes) can classify failures with errors.Is.
 var (
 	// ErrInvalidArgument: a parameter is out of range, a shape is wrong, data contains NaN.
-	ErrInvalidArgument = errors.New("invalid argument")
+	ErrInvalidArgument = errs.ErrInvalidArgument
 	// ErrState: the object is not in a state that allows the call (e.g. predict before fit).
-	ErrState = errors.New("wrong state")
+	ErrState = errs.ErrState
 	// ErrFormat: a file or buffer is truncated, corrupted, of another version or kind.
-	ErrFormat = errors.New("format error")
+	ErrFormat = errs.ErrFormat
 	// ErrIO: the operating system refused a read or write.
-	ErrIO = errors.New("i/o error")
+	ErrIO = errs.ErrIO
 	// ErrUnsupported: the build or the loaded runtime lacks a feature (e.g. GPU support).
-	ErrUnsupported = errors.New("unsupported")
+	ErrUnsupported = errs.ErrUnsupported
 	// ErrBackend: FAISS or ONNX Runtime reported a failure.
-	ErrBackend = errors.New("backend error")
+	ErrBackend = errs.ErrBackend
 	// ErrInternal: a bug in the library (an invariant broke, a panic was recovered).
-	ErrInternal = errors.New("internal error")
+	ErrInternal = errs.ErrInternal
 )
