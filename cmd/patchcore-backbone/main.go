@@ -1,0 +1,253 @@
+// Command patchcore-backbone builds the ONNX feature extractor ("backbone") that
+// libpatchcore runs, from sources a user can install offline through a package registry.
+//
+// Usage:
+//
+//	patchcore-backbone nsfwjs --package nsfwjs-4.3.0.tgz --out mobilenet_v2_block10.onnx \
+//	    [--upto block_10] [--outputs block_6_expand_relu,block_10_expand_relu] \
+//	    [--input-size 224] [--model-dir dist/models/mobilenet_v2]
+//
+// The nsfwjs subcommand reads the Keras MobileNetV2 (ImageNet weights up to block_10)
+// bundled as a TensorFlow.js layers model in the npm package nsfwjs (the tarball written
+// by `npm pack nsfwjs@4.3.0`), converts the layers up to --upto into an ONNX graph
+// (opset 13, NCHW, dynamic batch, batch normalisation folded into the convolutions) and
+// writes it with a JSON sidecar next to it (same path, extension .json) that records the
+// input normalisation, size and default layers; see Sidecar. Every Keras layer output up
+// to --upto is a named tensor of the graph; --outputs picks the graph outputs.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/libpatchcore/libpatchcore/internal/errs"
+	"github.com/libpatchcore/libpatchcore/internal/onnxbuild"
+	"github.com/libpatchcore/libpatchcore/internal/tfjs"
+)
+
+// SidecarFormat identifies the sidecar JSON schema.
+const SidecarFormat = "libpatchcore-backbone/1"
+
+// Sidecar is the JSON file written next to a backbone ONNX model. Input pixels x in
+// [0, 255] (RGB, NCHW) are fed to the graph as (x/255 - Mean[c]) / Std[c].
+type Sidecar struct {
+	Format      string           `json:"format"`       // SidecarFormat
+	Model       string           `json:"model"`        // base name of the ONNX file
+	ModelSHA256 string           `json:"model_sha256"` // of the ONNX file
+	InputName   string           `json:"input_name"`   // graph input, [batch, 3, size, size] float32
+	InputSize   int              `json:"input_size"`   // height = width of the input
+	Mean        []float64        `json:"mean"`         // per RGB channel, on the [0, 1] scale
+	Std         []float64        `json:"std"`          // per RGB channel, on the [0, 1] scale
+	Layers      []string         `json:"layers"`       // the graph outputs, default feature layers
+	LayerShapes map[string][]int `json:"layer_shapes"` // [C, H, W] of each graph output
+	Source      SidecarSource    `json:"source"`
+}
+
+// SidecarSource records where the weights came from.
+type SidecarSource struct {
+	Package string `json:"package"`           // e.g. "nsfwjs@4.3.0"
+	File    string `json:"file"`              // base name of the package archive
+	SHA256  string `json:"sha256"`            // of the package archive
+	Path    string `json:"path,omitempty"`    // model directory inside the package
+	UpTo    string `json:"up_to,omitempty"`   // last block converted
+	Weights string `json:"weights,omitempty"` // what the weights are
+}
+
+// Default layers: the MobileNetV2 counterparts of WideResNet50's layer2 and layer3.
+var defaultOutputs = []string{"block_6_expand_relu", "block_10_expand_relu"}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "patchcore-backbone:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, `usage: patchcore-backbone nsfwjs --package nsfwjs-4.3.0.tgz --out model.onnx
+        [--upto block_10] [--outputs block_6_expand_relu,block_10_expand_relu]
+        [--input-size 224] [--model-dir dist/models/mobilenet_v2]`)
+}
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "nsfwjs" {
+		usage(os.Stderr)
+		return fmt.Errorf("%w: expected the subcommand nsfwjs", flag.ErrHelp)
+	}
+	fs := flag.NewFlagSet("nsfwjs", flag.ContinueOnError)
+	pkg := fs.String("package", "", "npm tarball of nsfwjs (npm pack nsfwjs@4.3.0)")
+	out := fs.String("out", "", "ONNX file to write; the sidecar goes to the same path with extension .json")
+	upto := fs.String("upto", "block_10", "last Keras block to convert")
+	outputs := fs.String("outputs", strings.Join(defaultOutputs, ","), "comma-separated Keras layer names to expose as graph outputs")
+	inputSize := fs.Int("input-size", 0, "input height and width (0: the model's own, 224)")
+	modelDir := fs.String("model-dir", "dist/models/mobilenet_v2", "model directory inside the package")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *pkg == "" || *out == "" || fs.NArg() != 0 {
+		usage(os.Stderr)
+		return fmt.Errorf("%w: --package and --out are required", flag.ErrHelp)
+	}
+	res, err := Build(BuildOptions{
+		Package:   *pkg,
+		ModelDir:  *modelDir,
+		Out:       *out,
+		UpTo:      *upto,
+		Outputs:   splitList(*outputs),
+		InputSize: *inputSize,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d nodes, %d tensors up to %s) and %s\n",
+		*out, len(res.Converted.Model.Graph.Nodes), len(res.Converted.Tensors), *upto, SidecarPath(*out))
+	for _, o := range res.Converted.Outputs {
+		fmt.Fprintf(stdout, "  output %s [batch %s]\n", o.Name, strings.Trim(fmt.Sprint(o.Shape), "[]"))
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// BuildOptions are the inputs of Build.
+type BuildOptions struct {
+	Package   string   // path of the nsfwjs npm tarball
+	ModelDir  string   // model directory inside the package
+	Out       string   // ONNX file to write
+	UpTo      string   // last Keras block to convert
+	Outputs   []string // graph outputs (Keras layer names)
+	InputSize int      // 0: the model's own
+}
+
+// BuildResult describes what Build wrote.
+type BuildResult struct {
+	Converted *tfjs.Converted
+	Sidecar   Sidecar
+}
+
+// SidecarPath is the sidecar JSON path for an ONNX path: the extension replaced by .json.
+func SidecarPath(onnxPath string) string {
+	return strings.TrimSuffix(onnxPath, filepath.Ext(onnxPath)) + ".json"
+}
+
+// Build converts the model in the package and writes the ONNX file and its sidecar.
+func Build(o BuildOptions) (*BuildResult, error) {
+	model, sum, err := tfjs.ReadNPMPackage(o.Package, o.ModelDir)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := tfjs.Convert(model, tfjs.ConvertOptions{UpTo: o.UpTo, Outputs: o.Outputs, InputSize: o.InputSize})
+	if err != nil {
+		return nil, err
+	}
+	src := SidecarSource{
+		Package: "nsfwjs",
+		File:    filepath.Base(o.Package),
+		SHA256:  sum,
+		Path:    o.ModelDir,
+		UpTo:    o.UpTo,
+		Weights: "Keras MobileNetV2 (alpha 1.0, 224), ImageNet weights, uint8-quantised by TensorFlow.js",
+	}
+	if v := packageVersion(o.Package); v != "" {
+		src.Package += "@" + v
+	}
+	conv.Model.DocString = fmt.Sprintf("Keras MobileNetV2 up to %s from %s (%s, sha256 %s). Input: RGB NCHW float32 in [-1, 1] (pixel/127.5 - 1).",
+		o.UpTo, src.Package, src.File, sum)
+	conv.Model.Metadata = []onnxbuild.KeyValue{
+		{Key: "source_package", Value: src.Package},
+		{Key: "source_sha256", Value: sum},
+		{Key: "input_range", Value: "[-1, 1]"},
+	}
+	data, err := conv.Model.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256(data)
+	sc := Sidecar{
+		Format:      SidecarFormat,
+		Model:       filepath.Base(o.Out),
+		ModelSHA256: hex.EncodeToString(digest[:]),
+		InputName:   conv.Input.Name,
+		InputSize:   conv.Input.Shape[1],
+		// Keras MobileNetV2 takes x/127.5 - 1 = (x/255 - 0.5) / 0.5.
+		Mean:        []float64{0.5, 0.5, 0.5},
+		Std:         []float64{0.5, 0.5, 0.5},
+		LayerShapes: map[string][]int{},
+		Source:      src,
+	}
+	for _, t := range conv.Outputs {
+		sc.Layers = append(sc.Layers, t.Name)
+		sc.LayerShapes[t.Name] = t.Shape
+	}
+	js, err := json.MarshalIndent(sc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode sidecar: %v", errs.ErrInternal, err)
+	}
+	if err := writeFileAtomic(o.Out, data); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(SidecarPath(o.Out), append(js, '\n')); err != nil {
+		return nil, err
+	}
+	return &BuildResult{Converted: conv, Sidecar: sc}, nil
+}
+
+// packageVersion takes the version from an npm tarball name such as nsfwjs-4.3.0.tgz:
+// everything after the first '-' that is followed by a digit.
+func packageVersion(path string) string {
+	base := strings.TrimSuffix(filepath.Base(path), ".tgz")
+	for i := 0; i+1 < len(base); i++ {
+		if base[i] == '-' && base[i+1] >= '0' && base[i+1] <= '9' {
+			return base[i+1:]
+		}
+	}
+	return ""
+}
+
+// writeFileAtomic writes data to a temporary file in the target directory and renames
+// it into place, so readers never see a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%w: create %s: %v", errs.ErrIO, dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("%w: create temporary file in %s: %v", errs.ErrIO, dir, err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp.Name(), 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("%w: write %s: %v", errs.ErrIO, path, werr)
+	}
+	return nil
+}
