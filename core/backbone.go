@@ -31,6 +31,39 @@ func BackboneFromFile(path string) BackboneSource { return BackboneSource{path: 
 func BackboneFromBytes(b []byte) BackboneSource { return BackboneSource{data: b, isBytes: true} }
 
 // String describes the source for error messages.
+// IsZero reports whether no backbone was given (a features-only model).
+func (s BackboneSource) IsZero() bool { return s.path == "" && !s.isBytes }
+
+// Name is the file's base name, or "" for bytes.
+func (s BackboneSource) Name() string {
+	if s.isBytes {
+		return ""
+	}
+	return filepath.Base(s.path)
+}
+
+// Bytes returns the ONNX bytes, reading the file when the source is a path.
+func (s BackboneSource) Bytes() ([]byte, error) {
+	if s.isBytes {
+		return s.data, nil
+	}
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading backbone: %v", ErrIO, err)
+	}
+	return b, nil
+}
+
+// SHA256 returns the hex sha256 of the ONNX bytes.
+func (s BackboneSource) SHA256() (string, error) {
+	b, err := s.Bytes()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
 func (s BackboneSource) String() string {
 	if s.isBytes {
 		return fmt.Sprintf("ONNX model bytes (%d)", len(s.data))
