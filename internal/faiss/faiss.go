@@ -15,7 +15,7 @@
 package faiss
 
 /*
-#cgo LDFLAGS: -lfaiss_c -lfaiss -lopenblas -lgomp -lstdc++ -lm
+#cgo LDFLAGS: -lfaiss_c -lfaiss -lopenblas -lgfortran -lgomp -lstdc++ -lm
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

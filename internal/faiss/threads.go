@@ -5,23 +5,28 @@ void omp_set_num_threads(int);
 void openblas_set_num_threads(int);
 char* openblas_get_corename(void);
 
-static int pc_cpu_avx512(void) {
+// OpenBLAS is linked statically and chooses its CPU kernels in its own constructor, from
+// OPENBLAS_CORETYPE or its CPU table. OpenBLAS 0.3.21 does not know some newer CPUs
+// (Sapphire Rapids among them) and falls back to SSE3 "Prescott" kernels, 5-7 times
+// slower. This constructor runs first (priority 101 < the default) and, unless the host
+// set OPENBLAS_CORETYPE itself, names the kernel set the CPU supports.
+#include <stdlib.h>
+__attribute__((constructor(101))) static void pc_choose_openblas_kernels(void) {
+	if (getenv("OPENBLAS_CORETYPE") != NULL) return;
 	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-	       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-	       __builtin_cpu_supports("avx512cd");
-}
-
-static int pc_cpu_avx2(void) {
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+	    __builtin_cpu_supports("avx512cd")) {
+		setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+	} else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+		setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+	}
 }
 */
 import "C"
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -103,26 +108,8 @@ func applyOMPThreads() {
 // BLASCore names the CPU kernel set OpenBLAS selected at load time (for example "SkylakeX"
 // or "Haswell"). OpenBLAS 0.3.21 does not recognise some newer CPUs (Sapphire Rapids among
 // them) and falls back to "Prescott", SSE3 kernels 5-7 times slower than AVX-512 ones; the
-// selection can only be overridden before the process loads OpenBLAS, with the environment
-// variable OPENBLAS_CORETYPE (e.g. OPENBLAS_CORETYPE=SkylakeX).
+// selection is made before any Go code runs: see pc_choose_openblas_kernels above.
 func BLASCore() string {
 	return C.GoString(C.openblas_get_corename())
 }
 
-// RecommendedCoreType returns the OPENBLAS_CORETYPE value that would give this CPU its
-// fast kernels when OpenBLAS fell back to "Prescott" on a CPU it does not recognise:
-// "SkylakeX" with AVX-512 (F, BW, VL, DQ, CD), "Haswell" with AVX2 and FMA. It returns ""
-// when OpenBLAS already chose another kernel set, when OPENBLAS_CORETYPE is set, or when
-// the CPU has neither. A program can re-execute itself with the variable set.
-func RecommendedCoreType() string {
-	if os.Getenv("OPENBLAS_CORETYPE") != "" || BLASCore() != "Prescott" {
-		return ""
-	}
-	switch {
-	case C.pc_cpu_avx512() != 0:
-		return "SkylakeX"
-	case C.pc_cpu_avx2() != 0:
-		return "Haswell"
-	}
-	return ""
-}

@@ -1,0 +1,43 @@
+// Package cblas is the coreset samplers' random projection: a float32 matrix product through
+// OpenBLAS cblas_sgemm (cgo). It lives apart from package coreset because a cgo package
+// cannot hold Go assembly, which the distance kernel uses.
+package cblas
+
+/*
+#cgo LDFLAGS: -lopenblas -lgfortran
+#include <cblas.h>
+*/
+import "C"
+
+import "math"
+
+// projectChunkRows bounds the rows of one sgemm call so that every BLAS integer argument
+// fits the 32-bit blasint of a standard (LP64) OpenBLAS build.
+const projectChunkRows = 1 << 20
+
+// Project computes out = x · p with OpenBLAS sgemm, where x is n×dIn, p is dIn×dOut and out
+// is n×dOut, all row-major float32. It reads x in place (no copy). The caller guarantees the
+// slice lengths and that dIn, dOut <= math.MaxInt32.
+func Project(x []float32, n, dIn int, p []float32, dOut int, out []float32) {
+	if n == 0 || dOut == 0 {
+		return
+	}
+	if dIn == 0 {
+		clear(out[:n*dOut])
+		return
+	}
+	_ = x[n*dIn-1]
+	_ = p[dIn*dOut-1]
+	_ = out[n*dOut-1]
+	if dIn > math.MaxInt32 || dOut > math.MaxInt32 {
+		panic("cblas.Project: dimension exceeds the BLAS integer range")
+	}
+	for lo := 0; lo < n; lo += projectChunkRows {
+		m := min(projectChunkRows, n-lo)
+		C.cblas_sgemm(C.CblasRowMajor, C.CblasNoTrans, C.CblasNoTrans,
+			C.blasint(m), C.blasint(dOut), C.blasint(dIn),
+			1, (*C.float)(&x[lo*dIn]), C.blasint(dIn),
+			(*C.float)(&p[0]), C.blasint(dOut),
+			0, (*C.float)(&out[lo*dOut]), C.blasint(dOut))
+	}
+}
