@@ -112,4 +112,3 @@ func applyOMPThreads() {
 func BLASCore() string {
 	return C.GoString(C.openblas_get_corename())
 }
-
