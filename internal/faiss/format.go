@@ -360,3 +360,23 @@ func (r *byteReader) arrayInvertedLists(nlist, codeSize uint64, ntotal int64) er
 	}
 	return nil
 }
+
+// FlatVectors validates a serialized IndexFlatL2 (FAISS's "IxF2" format, as
+// faiss.write_index writes it) and returns its dimension and its vectors, row-major,
+// without involving FAISS.
+func FlatVectors(b []byte) (d int, vectors []float32, err error) {
+	info, err := validateIndex(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	if info.kind != fourccFlatL2 {
+		return 0, nil, fmt.Errorf("%w: index type %q is not a flat L2 index", errs.ErrFormat, info.kind)
+	}
+	n := int(info.ntotal) * info.d
+	body := b[len(b)-4*n:] // the vectors end the file; validateIndex checked the lengths
+	vectors = make([]float32, n)
+	for i := range vectors {
+		vectors[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
+	}
+	return info.d, vectors, nil
+}
