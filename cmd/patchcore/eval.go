@@ -336,7 +336,7 @@ func writeEvalFiles(out string, res evalMetrics, samples []evalSample, scores []
 	if err := writePNG(filepath.Join(out, "roc.png"), plot); err != nil {
 		return err
 	}
-	scale := minMaxScale(maps...)
+	scale := medianMaxScale(maps...)
 	if galleryN > 0 {
 		g := worstCases(samples, scores, res.F1Threshold, galleryN)
 		if err := writePNG(filepath.Join(out, "gallery.png"), gallery(g, crops, maps, masks, scale, size)); err != nil {

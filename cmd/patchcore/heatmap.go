@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/libpatchcore/libpatchcore/core"
 )
@@ -78,15 +79,31 @@ func maskImage[T uint8 | bool](mask []T, size int) *image.Gray {
 // heatScale maps anomaly-map values linearly onto [0, 1] heat: lo → 0, hi → 1, clamped.
 type heatScale struct{ lo, hi float32 }
 
-// minMaxScale spans the smallest and largest value of all maps (the reference's test-set
-// normalisation of anomaly maps). A constant set maps to heat 0.
-func minMaxScale(maps ...[]float32) heatScale {
-	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+// medianMaxScale maps the median of all map values (the typical level of normal
+// texture) to heat 0 and the largest value to heat 1, so normal regions show the image
+// untinted and defects stand out. Above a million values the median is taken from an
+// evenly strided sample. A constant set maps to heat 0.
+func medianMaxScale(maps ...[]float32) heatScale {
+	n := 0
 	for _, m := range maps {
-		for _, v := range m {
-			lo, hi = min(lo, v), max(hi, v)
+		n += len(m)
+	}
+	step := max(1, n/(1<<20))
+	sample := make([]float32, 0, n/step+len(maps))
+	hi := float32(math.Inf(-1))
+	for _, m := range maps {
+		for i, v := range m {
+			hi = max(hi, v)
+			if i%step == 0 {
+				sample = append(sample, v)
+			}
 		}
 	}
+	if len(sample) == 0 {
+		return heatScale{lo: 0, hi: 1}
+	}
+	slices.Sort(sample)
+	lo := sample[len(sample)/2]
 	if !(lo < hi) {
 		return heatScale{lo: lo, hi: lo + 1}
 	}

@@ -79,15 +79,15 @@ func TestMaskImageAndScale(t *testing.T) {
 		t.Errorf("uint8 mask = %v", m8.Pix)
 	}
 
-	s := minMaxScale([]float32{1, 3}, []float32{2, 5})
-	got := s.apply([]float32{1, 3, 5, 0, 7, 2})
-	want := []float32{0, 0.5, 1, 0, 1, 0.25}
+	s := medianMaxScale([]float32{1, 3}, []float32{2, 5}) // median 3, max 5
+	got := s.apply([]float32{1, 3, 5, 0, 7, 4})
+	want := []float32{0, 0, 1, 0, 1, 0.5}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("heat of value %d = %v, want %v", i, got[i], want[i])
 		}
 	}
-	if c := minMaxScale([]float32{4, 4}); c.apply([]float32{4})[0] != 0 {
+	if c := medianMaxScale([]float32{4, 4}); c.apply([]float32{4})[0] != 0 {
 		t.Errorf("constant maps should have heat 0, scale %+v", c)
 	}
 }

@@ -139,7 +139,7 @@ func writePrediction(prefix string, img core.Image, tr core.ImageTransform, m *c
 			return err
 		}
 	} else {
-		heat = minMaxScale(amap).apply(amap)
+		heat = medianMaxScale(amap).apply(amap)
 	}
 	size := tr.CropSize
 	if err := writePNG(prefix+"_overlay.png", overlay(crop, heat, size)); err != nil {
