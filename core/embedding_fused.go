@@ -2,10 +2,10 @@ package core
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/libpatchcore/libpatchcore/internal/imaging"
+	"github.com/libpatchcore/libpatchcore/internal/parallel"
 )
 
 // The fused embedding. Unfold, the per-slot bilinear alignment and both adaptive average
@@ -397,35 +397,32 @@ func embedFused(layers []Tensor, cfg EmbedConfig, dst []float32) (Tensor, int, i
 	tasks := g.batch * chunks
 	workers := min(runtime.GOMAXPROCS(0), tasks)
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sc := &fusedScratch{planes: make([]float32, fusedChunk*p.refH*p.refW), small: make([][]float32, len(p.layers))}
-			maxPad, maxRows, maxInterp := 0, 0, 0
-			for l, fl := range p.layers {
-				hp := fl.h + 2*p.pad
-				maxPad = max(maxPad, hp*(fl.w+2*p.pad))
-				maxRows = max(maxRows, hp*fl.gw)
-				if !fl.identity {
-					sc.small[l] = make([]float32, fl.gh*fl.gw)
-					maxInterp = max(maxInterp, fl.gh*p.refW)
-				}
+	err = parallel.For(workers, func(int) {
+		sc := &fusedScratch{planes: make([]float32, fusedChunk*p.refH*p.refW), small: make([][]float32, len(p.layers))}
+		maxPad, maxRows, maxInterp := 0, 0, 0
+		for l, fl := range p.layers {
+			hp := fl.h + 2*p.pad
+			maxPad = max(maxPad, hp*(fl.w+2*p.pad))
+			maxRows = max(maxRows, hp*fl.gw)
+			if !fl.identity {
+				sc.small[l] = make([]float32, fl.gh*fl.gw)
+				maxInterp = max(maxInterp, fl.gh*p.refW)
 			}
-			sc.padded = make([]float32, maxPad)
-			sc.rows = make([]float32, maxRows)
-			sc.interp = make([]float32, maxInterp)
-			for {
-				t := int(next.Add(1)) - 1
-				if t >= tasks {
-					return
-				}
-				b, c := t/chunks, t%chunks
-				p.run(layers, b, c*fusedChunk, min((c+1)*fusedChunk, p.dim), sc, out)
+		}
+		sc.padded = make([]float32, maxPad)
+		sc.rows = make([]float32, maxRows)
+		sc.interp = make([]float32, maxInterp)
+		for {
+			t := int(next.Add(1)) - 1
+			if t >= tasks {
+				return
 			}
-		}()
+			b, c := t/chunks, t%chunks
+			p.run(layers, b, c*fusedChunk, min((c+1)*fusedChunk, p.dim), sc, out)
+		}
+	})
+	if err != nil {
+		return Tensor{}, 0, 0, err
 	}
-	wg.Wait()
 	return Tensor{Shape: []int{g.rows, cfg.TargetEmbedDim}, Data: out}, p.refH, p.refW, nil
 }

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
 	"github.com/libpatchcore/libpatchcore/internal/imaging"
+	"github.com/libpatchcore/libpatchcore/internal/parallel"
 )
 
 // DefaultSegmentationSigma is the reference's fixed smoothing (RescaleSegmentor
@@ -72,19 +72,16 @@ func (s RescaleSegmentor) ConvertToSegmentation(scores Tensor) (Tensor, error) {
 	ty, tx := imaging.NewLinearTaps(h, s.TargetH), imaging.NewLinearTaps(w, s.TargetW)
 	plane := s.TargetH * s.TargetW
 	workers := min(runtime.GOMAXPROCS(0), b)
-	var wg sync.WaitGroup
-	for wk := 0; wk < workers; wk++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tmp := make([]float32, h*s.TargetW)
-			for i := wk; i < b; i += workers {
-				o := out[i*plane : (i+1)*plane]
-				imaging.ResizeBilinearTaps(o, scores.Data[i*h*w:(i+1)*h*w], w, ty, tx, tmp)
-				imaging.GaussianFilter2D(o, o, s.TargetH, s.TargetW, sigma, segmentationTruncate)
-			}
-		}()
+	err = parallel.For(workers, func(wk int) {
+		tmp := make([]float32, h*s.TargetW)
+		for i := wk; i < b; i += workers {
+			o := out[i*plane : (i+1)*plane]
+			imaging.ResizeBilinearTaps(o, scores.Data[i*h*w:(i+1)*h*w], w, ty, tx, tmp)
+			imaging.GaussianFilter2D(o, o, s.TargetH, s.TargetW, sigma, segmentationTruncate)
+		}
+	})
+	if err != nil {
+		return Tensor{}, err
 	}
-	wg.Wait()
 	return Tensor{Shape: shape, Data: out}, nil
 }

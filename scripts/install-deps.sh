@@ -73,17 +73,6 @@ SRC
   log "FAISS installed into $prefix"
 fi
 
-# --- 2b. OpenBLAS, linked statically ---------------------------------------------------
-# Static linking lets libpatchcore choose OpenBLAS's CPU kernels before OpenBLAS
-# initialises (see internal/faiss/threads.go); Debian's archive is position-independent.
-openblas_a=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a
-if [ ! -f "$prefix/lib/libopenblas.a" ] || ! cmp -s "$openblas_a" "$prefix/lib/libopenblas.a"; then
-  cp "$openblas_a" "$prefix/lib/libopenblas.a"
-  log "OpenBLAS static archive copied"
-fi
-# The archive's LAPACK part needs libgfortran; Debian ships only the versioned runtime.
-ln -sf /usr/lib/x86_64-linux-gnu/libgfortran.so.5 "$prefix/lib/libgfortran.so"
-
 # --- 3. ONNX Runtime -----------------------------------------------------------------
 ort_version=1.30.0
 ort_sha256=ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23

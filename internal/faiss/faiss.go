@@ -15,7 +15,7 @@
 package faiss
 
 /*
-#cgo LDFLAGS: -lfaiss_c -lfaiss -lopenblas -lgfortran -lgomp -lstdc++ -lm
+#cgo LDFLAGS: -lfaiss_c -lfaiss -lgomp -lstdc++ -lm
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +63,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	openblas "github.com/libpatchcore/libpatchcore/internal/blas"
 	"github.com/libpatchcore/libpatchcore/internal/errs"
 )
 
@@ -123,6 +124,9 @@ func checkDim(d int) error {
 
 // NewFlatL2 creates an exact (brute-force) squared-L2 index of dimension d.
 func NewFlatL2(d int) (*Index, error) {
+	if err := openblas.Available(); err != nil {
+		return nil, err
+	}
 	if err := checkDim(d); err != nil {
 		return nil, err
 	}
@@ -137,6 +141,9 @@ func NewFlatL2(d int) (*Index, error) {
 // "IVF512,PQ64np" (IVF-PQ with 512 lists and 64 8-bit sub-quantizers, without polysemous
 // training: the ApproximateFaissNN of the reference).
 func NewFromFactory(d int, description string) (*Index, error) {
+	if err := openblas.Available(); err != nil {
+		return nil, err
+	}
 	if err := checkDim(d); err != nil {
 		return nil, err
 	}
@@ -322,6 +329,9 @@ func (x *Index) Serialize() ([]byte, error) {
 // produce). The data is validated first: only IndexFlatL2 and IndexIVFPQ are accepted, and
 // truncated or corrupted data yields an error wrapping errs.ErrFormat.
 func Deserialize(b []byte) (*Index, error) {
+	if err := openblas.Available(); err != nil {
+		return nil, err
+	}
 	if _, err := validateIndex(b); err != nil {
 		return nil, fmt.Errorf("FAISS index data: %w", err)
 	}

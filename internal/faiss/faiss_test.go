@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -479,42 +478,6 @@ func BenchmarkFlatSearch(b *testing.B) {
 	}
 	flops := 2.0 * nq * nb * d
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-}
-
-// TestFaissBLASCore reports the OpenBLAS kernel set: the flat-search speed depends on it.
-// OpenBLAS must run the kernels the CPU supports: the library's constructor picks
-// SkylakeX with AVX-512 and Haswell with AVX2+FMA unless OPENBLAS_CORETYPE is set.
-func TestFaissBLASCore(t *testing.T) {
-	core := BLASCore()
-	env := os.Getenv("OPENBLAS_CORETYPE")
-	t.Logf("OpenBLAS core: %s (OPENBLAS_CORETYPE=%q)", core, env)
-	info, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		t.Skip("no /proc/cpuinfo")
-	}
-	flags := map[string]bool{}
-	for _, line := range strings.Split(string(info), "\n") {
-		if strings.HasPrefix(line, "flags") {
-			for _, f := range strings.Fields(line) {
-				flags[f] = true
-			}
-			break
-		}
-	}
-	switch {
-	case env != "":
-		if !strings.EqualFold(env, core) {
-			t.Errorf("OPENBLAS_CORETYPE=%s but OpenBLAS selected %s", env, core)
-		}
-	case flags["avx512f"] && flags["avx512bw"] && flags["avx512vl"] && flags["avx512dq"] && flags["avx512cd"]:
-		if core != "SkylakeX" {
-			t.Errorf("AVX-512 CPU runs OpenBLAS kernels %q, want SkylakeX", core)
-		}
-	case flags["avx2"] && flags["fma"]:
-		if core != "Haswell" {
-			t.Errorf("AVX2 CPU runs OpenBLAS kernels %q, want Haswell", core)
-		}
-	}
 }
 
 // TestFaissCleanupFreesForgottenIndexes drops 400 indexes of 256 KiB without Close: the

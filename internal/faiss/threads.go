@@ -2,26 +2,6 @@ package faiss
 
 /*
 void omp_set_num_threads(int);
-void openblas_set_num_threads(int);
-char* openblas_get_corename(void);
-
-// OpenBLAS is linked statically and chooses its CPU kernels in its own constructor, from
-// OPENBLAS_CORETYPE or its CPU table. OpenBLAS 0.3.21 does not know some newer CPUs
-// (Sapphire Rapids among them) and falls back to SSE3 "Prescott" kernels, 5-7 times
-// slower. This constructor runs first (priority 101 < the default) and, unless the host
-// set OPENBLAS_CORETYPE itself, names the kernel set the CPU supports.
-#include <stdlib.h>
-__attribute__((constructor(101))) static void pc_choose_openblas_kernels(void) {
-	if (getenv("OPENBLAS_CORETYPE") != NULL) return;
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-	    __builtin_cpu_supports("avx512cd")) {
-		setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-	} else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-		setenv("OPENBLAS_CORETYPE", "Haswell", 0);
-	}
-}
 */
 import "C"
 
@@ -30,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	openblas "github.com/libpatchcore/libpatchcore/internal/blas"
 	"github.com/libpatchcore/libpatchcore/internal/errs"
 )
 
@@ -76,7 +57,7 @@ func SetThreads(omp, blas int) error {
 	blasMu.Lock()
 	defer blasMu.Unlock()
 	if blas != blasThreads {
-		C.openblas_set_num_threads(C.int(blas))
+		openblas.SetThreads(blas)
 		blasThreads = blas
 	}
 	return nil
@@ -103,12 +84,4 @@ func applyOMPThreads() {
 	if n := ompThreads.Load(); n > 0 {
 		C.omp_set_num_threads(C.int(n))
 	}
-}
-
-// BLASCore names the CPU kernel set OpenBLAS selected at load time (for example "SkylakeX"
-// or "Haswell"). OpenBLAS 0.3.21 does not recognise some newer CPUs (Sapphire Rapids among
-// them) and falls back to "Prescott", SSE3 kernels 5-7 times slower than AVX-512 ones; the
-// selection is made before any Go code runs: see pc_choose_openblas_kernels above.
-func BLASCore() string {
-	return C.GoString(C.openblas_get_corename())
 }

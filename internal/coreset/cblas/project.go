@@ -1,15 +1,19 @@
 // Package cblas is the coreset samplers' random projection: a float32 matrix product through
-// OpenBLAS cblas_sgemm (cgo). It lives apart from package coreset because a cgo package
+// OpenBLAS cblas_sgemm (cgo; OpenBLAS itself is loaded by package blas). It lives apart from package coreset because a cgo package
 // cannot hold Go assembly, which the distance kernel uses.
 package cblas
 
 /*
-#cgo LDFLAGS: -lopenblas -lgfortran
+#cgo CFLAGS: -I/usr/include/x86_64-linux-gnu/openblas-pthread
 #include <cblas.h>
 */
 import "C"
 
-import "math"
+import (
+	"math"
+
+	_ "github.com/libpatchcore/libpatchcore/internal/blas" // provides cblas_sgemm
+)
 
 // projectChunkRows bounds the rows of one sgemm call so that every BLAS integer argument
 // fits the 32-bit blasint of a standard (LP64) OpenBLAS build.
