@@ -22,7 +22,7 @@ export CGO_LDFLAGS := -L$(DEPS)/lib -Wl,--exclude-libs,ALL
 export PATCHCORE_ORT_LIBRARY ?= $(DEPS)/lib/libonnxruntime.so.1
 
 VERSION_LDFLAG := -X github.com/libpatchcore/libpatchcore/core.Version=$(VERSION)
-GO_SOURCES := $(shell find core internal capi cmd -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum include/patchcore.h
+GO_SOURCES := $(shell find core internal capi cmd -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum include/patchcore.h capi/capi.h capi/libpatchcore.map
 
 .PHONY: all lib cli deps test test-go test-c test-python test-csharp demo bench clean
 
@@ -37,7 +37,8 @@ lib: $(LIBDIR)/libpatchcore.so
 $(LIBDIR)/libpatchcore.so: $(DEPS)/.stamp $(GO_SOURCES)
 	mkdir -p $(LIBDIR)
 	$(GO) build -buildmode=c-shared -trimpath \
-	  -ldflags "$(VERSION_LDFLAG) -extldflags -Wl,-soname,$(SONAME)" -o $(LIBFILE) ./capi
+	  -ldflags "$(VERSION_LDFLAG) -extldflags '-Wl,-soname,$(SONAME) -Wl,--version-script=$(ROOT)/capi/libpatchcore.map'" \
+	  -o $(LIBFILE) ./capi
 	rm -f $(LIBDIR)/*.h  # the generated header is not the interface: include/patchcore.h is
 	ln -sf libpatchcore.so.$(VERSION) $(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(LIBDIR)/libpatchcore.so
@@ -49,11 +50,24 @@ $(BINDIR)/patchcore: $(DEPS)/.stamp $(GO_SOURCES)
 	$(GO) build -trimpath -ldflags "$(VERSION_LDFLAG)" -o $(BINDIR)/patchcore ./cmd/patchcore
 	cp -f $(DEPS)/lib/libonnxruntime.so.1 $(BINDIR)/
 
-test: test-go
+test: test-go test-c test-python test-csharp
 
 test-go: $(DEPS)/.stamp
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# The C ABI: header compile checks, exported symbols, CMake build + ctest of examples/c,
+# an installed-package consumer (find_package and pkg-config), valgrind.
+test-c: lib
+	bash scripts/test-c.sh
+
+# The Python binding: a fresh venv (build/venv-python), pip install bindings/python, pytest.
+test-python: lib
+	bash scripts/test-python.sh
+
+# The C# binding under Mono: builds bindings/csharp into build/csharp, runs its tests and example.
+test-csharp: lib
+	bash scripts/test-csharp.sh
 
 demo: all
 	bash scripts/demo.sh

@@ -1,30 +1,60 @@
 package main
 
 /*
+#cgo CFLAGS: -I${SRCDIR} -I${SRCDIR}/../include
 #include <stdlib.h>
 #include <string.h>
-#include "patchcore.h"
+#include "capi.h"
+
+#include <pthread.h>
 
 // The calling thread's last error message. A C->Go call runs on the caller's OS thread,
-// so a C thread-local is exactly "per calling thread".
+// so per-thread storage is exactly "per calling thread". It lives in a heap buffer behind
+// a pthread key (freed when the thread exits), not in a _Thread_local array: the Go
+// runtime marks libpatchcore STATIC_TLS, and glibc refuses to dlopen a library whose
+// static TLS block exceeds its small reserve (about 1.6 KB).
 #define PC_ERR_CAP 2048
-static _Thread_local char pc_err_msg[PC_ERR_CAP];
-static _Thread_local size_t pc_err_len;
+typedef struct {
+	size_t len;
+	char msg[PC_ERR_CAP];
+} pc_err_t;
+
+static pthread_key_t pc_err_key;
+static pthread_once_t pc_err_once = PTHREAD_ONCE_INIT;
+
+static void pc_err_key_init(void) { pthread_key_create(&pc_err_key, free); }
+
+static pc_err_t* pc_err_get(int create) {
+	pthread_once(&pc_err_once, pc_err_key_init);
+	pc_err_t* e = (pc_err_t*)pthread_getspecific(pc_err_key);
+	if (e == NULL && create) {
+		e = (pc_err_t*)calloc(1, sizeof *e);
+		if (e != NULL && pthread_setspecific(pc_err_key, e) != 0) {
+			free(e);
+			e = NULL;
+		}
+	}
+	return e;
+}
 
 static void pc_set_error(const char* msg, size_t n) {
+	pc_err_t* e = pc_err_get(n > 0);
+	if (e == NULL) return; // no message slot (out of memory, or clearing an empty one)
 	if (n >= PC_ERR_CAP) n = PC_ERR_CAP - 1;
-	memcpy(pc_err_msg, msg, n);
-	pc_err_msg[n] = 0;
-	pc_err_len = n;
+	if (n > 0) memcpy(e->msg, msg, n);
+	e->msg[n] = 0;
+	e->len = n;
 }
 
 static size_t pc_copy_error(char* buf, size_t cap) {
+	pc_err_t* e = pc_err_get(0);
+	size_t len = e != NULL ? e->len : 0;
 	if (buf != NULL && cap > 0) {
-		size_t n = pc_err_len < cap - 1 ? pc_err_len : cap - 1;
-		memcpy(buf, pc_err_msg, n);
+		size_t n = len < cap - 1 ? len : cap - 1;
+		if (n > 0) memcpy(buf, e->msg, n);
 		buf[n] = 0;
 	}
-	return pc_err_len + 1;
+	return len + 1;
 }
 */
 import "C"
@@ -32,6 +62,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/libpatchcore/libpatchcore/core"
@@ -52,7 +83,8 @@ const (
 	statusBackend         = C.PATCHCORE_ERR_BACKEND
 )
 
-var statusNames = map[C.int32_t]*C.char{}
+// statusNames holds the static names patchcore_status_string returns.
+var statusNames = map[C.int32_t]*C.pc_cchar{}
 
 func init() {
 	for code, name := range map[C.int32_t]string{
@@ -63,7 +95,7 @@ func init() {
 		statusInternal: "PATCHCORE_ERR_INTERNAL", statusUnsupported: "PATCHCORE_ERR_UNSUPPORTED",
 		statusBackend: "PATCHCORE_ERR_BACKEND", -1: "PATCHCORE_ERR_UNKNOWN",
 	} {
-		statusNames[code] = C.CString(name) // static for the life of the process
+		statusNames[code] = (*C.pc_cchar)(C.CString(name)) // static for the life of the process
 	}
 }
 
@@ -105,14 +137,37 @@ func statusOf(err error) C.int32_t {
 	}
 }
 
+// copyLastError copies the calling thread's last message into buf (see
+// patchcore_last_error) and returns the size it needs, including the NUL.
+func copyLastError(buf *C.char, capacity C.size_t) C.size_t {
+	return C.pc_copy_error(buf, capacity)
+}
+
+// statusName is the static name of a status code, "PATCHCORE_ERR_UNKNOWN" for others.
+func statusName(code C.int32_t) *C.pc_cchar {
+	if p, ok := statusNames[code]; ok {
+		return p
+	}
+	return statusNames[-1]
+}
+
 // fail records the message for the calling thread and returns the error's status.
 func fail(fn string, err error) C.int32_t {
 	setLastError(fn + ": " + err.Error())
 	return statusOf(err)
 }
 
+// setLastError stores msg as the calling thread's last error message, cut before a UTF-8
+// character that does not fit the buffer whole.
 func setLastError(msg string) {
 	b := []byte(msg)
+	if len(b) >= C.PC_ERR_CAP {
+		n := C.PC_ERR_CAP - 1
+		for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(b[n]); i++ {
+			n--
+		}
+		b = b[:n]
+	}
 	if len(b) == 0 {
 		C.pc_set_error(nil, 0)
 		return

@@ -1,7 +1,5 @@
 package main
 
-import "C"
-
 import (
 	"sync"
 	"sync/atomic"
@@ -21,11 +19,14 @@ const (
 var kindNames = map[kind]string{kindConfig: "config", kindModel: "model", kindAggregator: "aggregator", kindScorer: "scorer", kindSegmentor: "segmentor"}
 
 // entry is one live object. Calls that mutate it take mu exclusively; concurrent-safe
-// calls (predict, segment) take it shared.
+// calls (predict, segment, get) take it shared.
 type entry struct {
-	kind     kind
-	mu       sync.RWMutex
-	obj      any
+	kind kind
+	mu   sync.RWMutex
+	obj  any
+	// closed is set (under mu, exclusively) by free. A call that looked the entry up just
+	// before free unregistered it acquires mu after free released it, and sees closed.
+	closed   bool
 	poisoned atomic.Bool
 }
 
@@ -47,31 +48,24 @@ func register(k kind, obj any) uintptr {
 }
 
 // lookup returns the live entry for id, or an INVALID_HANDLE error naming the problem.
-func lookup(id uintptr, k kind) (*entry, error) {
+// With remove set it also unregisters the entry, in the same critical section, so two
+// racing frees of one handle cannot both succeed.
+func lookup(id uintptr, k kind, remove bool) (*entry, error) {
 	if id == 0 {
 		return nil, errorf(statusInvalidHandle, "%s handle is NULL", kindNames[k])
 	}
 	registry.Lock()
+	defer registry.Unlock()
 	e, ok := registry.entries[id]
-	registry.Unlock()
 	if !ok {
 		return nil, errorf(statusInvalidHandle, "%s handle %#x is unknown or already freed", kindNames[k], id)
 	}
 	if e.kind != k {
 		return nil, errorf(statusInvalidHandle, "handle %#x is a %s, not a %s", id, kindNames[e.kind], kindNames[k])
 	}
-	return e, nil
-}
-
-// unregister removes id so that no new call can reach the entry, and returns it.
-func unregister(id uintptr, k kind) (*entry, error) {
-	e, err := lookup(id, k)
-	if err != nil {
-		return nil, err
+	if remove {
+		delete(registry.entries, id)
 	}
-	registry.Lock()
-	delete(registry.entries, id)
-	registry.Unlock()
 	return e, nil
 }
 
@@ -82,8 +76,12 @@ func liveHandles() int {
 	return len(registry.entries)
 }
 
-// usable returns an INVALID_STATE error for an entry poisoned by an earlier panic.
-func (e *entry) usable() error {
+// usable returns an INVALID_STATE error for an entry poisoned by an earlier panic and an
+// INVALID_HANDLE error for one freed while the caller waited for it. Call it with mu held.
+func (e *entry) usable(id uintptr) error {
+	if e.closed {
+		return errorf(statusInvalidHandle, "%s handle %#x was freed during the call", kindNames[e.kind], id)
+	}
 	if e.poisoned.Load() {
 		return errorf(statusInvalidState, "%s is in an unknown state after an earlier internal error; free it", kindNames[e.kind])
 	}

@@ -25,17 +25,27 @@
  *   library copies what it keeps (the memory bank). Outputs go into caller buffers whose
  *   capacity is counted in ELEMENTS (floats, bytes for byte buffers). When a buffer is too
  *   small the function returns PATCHCORE_ERR_BUFFER_TOO_SMALL and writes the needed
- *   element count to *out_needed, so the same call doubles as a size query (pass NULL and
- *   0). Images are 8-bit, row-major, interleaved (HxWxC) with a row stride in bytes.
- *   Tensors are float32 row-major (C order), axis order given per parameter (NCHW for
- *   images and feature maps).
+ *   element count to *out_needed (when out_needed is not NULL), so the same call doubles
+ *   as a size query: pass NULL and 0 (NULL with a non-zero capacity is INVALID_ARGUMENT).
+ *   Capacities are checked before any work is done. After a failed call the contents of
+ *   output buffers are unspecified. Images are 8-bit, row-major, interleaved (HxWxC) with
+ *   a row stride in bytes. Tensors are float32 row-major (C order), axis order given per
+ *   parameter (NCHW for images and feature maps).
+ *
+ * Sizes
+ *   Dimensions must be positive. Products of dimensions are checked before use: any
+ *   buffer the library would read or write beyond 2^40 elements is refused with
+ *   PATCHCORE_ERR_OUT_OF_MEMORY, as is any request over a documented limit.
  *
  * Threading
- *   Any OS thread may call the library. A model's or scorer's fit, load, set, calibrate
- *   and free need exclusive use of that object; predict and segment may run concurrently
- *   from many threads on one fitted object. The library serialises misuse (a fit racing
- *   a predict waits) rather than corrupting state. Separate objects are independent. The
- *   Go runtime inside the library owns background threads.
+ *   Any OS thread may call the library. Calls that change an object (a model's or scorer's
+ *   fit, add, load, calibrate, a config's set, every free) need exclusive use of it; calls
+ *   that only read it (predict, segment, normalize, get, map_size, save, forward,
+ *   convert) may run concurrently from many threads on one object. The library
+ *   serialises misuse (a fit racing a predict waits; a free waits for the calls in
+ *   flight, and calls arriving after it get INVALID_HANDLE) rather than corrupting state.
+ *   Separate objects are independent. Internal parallelism is bounded per object (see
+ *   patchcore_set_num_threads); the Go runtime inside the library owns background threads.
  *   Runtime limits: load at most one Go-built shared library per process, never dlclose
  *   libpatchcore, and do not call it in a child process after fork().
  *
@@ -77,15 +87,21 @@ extern "C" {
 #define PATCHCORE_VERSION_NUMBER \
   (PATCHCORE_VERSION_MAJOR * 10000 + PATCHCORE_VERSION_MINOR * 100 + PATCHCORE_VERSION_PATCH)
 
-/** @return the library's version as major*10000 + minor*100 + patch. Thread-safe. */
+/**
+ * @return the loaded library's version as major*10000 + minor*100 + patch; compare it with
+ *         PATCHCORE_VERSION_NUMBER (the header's) to detect a mismatched library.
+ *         Thread-safe.
+ */
 PATCHCORE_API int32_t patchcore_version_number(void);
 
-/** @return the library's version string, e.g. "0.1.0" (static, never freed). Thread-safe. */
+/** @return the library's version string "MAJOR.MINOR.PATCH", e.g. "0.1.0" (static, never
+ *  freed). Thread-safe. */
 PATCHCORE_API const char* patchcore_version_string(void);
 
 /* ------------------------------------------------------------------------- types */
 
-/** Settings for a model, filled with patchcore_config_set_* (reference defaults). */
+/** Settings for a model, filled with patchcore_config_set_* (reference defaults). A config
+ *  is only read by patchcore_model_create; it may be reused or freed afterwards. */
 typedef struct patchcore_config patchcore_config;
 /** A PatchCore model: backbone, embedding, memory bank, scorer, segmentor. */
 typedef struct patchcore_model patchcore_model;
@@ -135,27 +151,34 @@ typedef struct patchcore_segmentor patchcore_segmentor;
 #define PATCHCORE_CALIBRATE_MEAN_STD 1 /**< param = k: mean + k * std of good scores. */
 #define PATCHCORE_CALIBRATE_F1 2       /**< F1-optimal on labelled scores (labels 0/1). */
 
-/** Configuration keys (patchcore_config_set_* / patchcore_model_get_*). */
-#define PATCHCORE_PARAM_RESIZE 1             /**< int: shorter side after resize (256). */
-#define PATCHCORE_PARAM_IMAGESIZE 2          /**< int: centre crop (224). */
-#define PATCHCORE_PARAM_PRETRAIN_EMBED_DIM 3 /**< int: MeanMapper output (1024). */
-#define PATCHCORE_PARAM_TARGET_EMBED_DIM 4   /**< int: Aggregator output (1024). */
-#define PATCHCORE_PARAM_PATCHSIZE 5          /**< int: odd neighbourhood size (3). */
-#define PATCHCORE_PARAM_NUM_NN 6             /**< int: k nearest neighbours (1). */
+/**
+ * Configuration keys (patchcore_config_set_* / patchcore_model_get_*): type, meaning,
+ * accepted range and (default). The layers are set with patchcore_config_set_layers
+ * (default "layer2", "layer3", the reference's WideResNet50 layers).
+ */
+#define PATCHCORE_PARAM_RESIZE 1             /**< int: shorter side after resize, [1, 32768] (256). */
+#define PATCHCORE_PARAM_IMAGESIZE 2          /**< int: centre crop = map side, [1, 4096], <= RESIZE (224). */
+#define PATCHCORE_PARAM_PRETRAIN_EMBED_DIM 3 /**< int: MeanMapper output, [1, 65536] (1024). */
+#define PATCHCORE_PARAM_TARGET_EMBED_DIM 4   /**< int: Aggregator output, [1, 65536] (1024). */
+#define PATCHCORE_PARAM_PATCHSIZE 5          /**< int: odd neighbourhood size, [1, 63] (3). */
+#define PATCHCORE_PARAM_NUM_NN 6             /**< int: k nearest neighbours, [1, 65536] (1). */
 #define PATCHCORE_PARAM_NN_METHOD 7          /**< int: PATCHCORE_NN_* (EXACT). */
-#define PATCHCORE_PARAM_SEED 8               /**< int: sampler seed (0). */
-#define PATCHCORE_PARAM_NUM_THREADS 9        /**< int: 0 = all cores (0). */
-#define PATCHCORE_PARAM_BATCH_SIZE 10        /**< int: images per backbone call (8). */
+#define PATCHCORE_PARAM_SEED 8               /**< int: sampler seed, >= 0 (0). */
+#define PATCHCORE_PARAM_NUM_THREADS 9        /**< int: [0, 1024], 0 = library default (0). */
+#define PATCHCORE_PARAM_BATCH_SIZE 10        /**< int: images per backbone call, [1, 4096] (8). */
 #define PATCHCORE_PARAM_EMBED_BACKBONE 11    /**< int: 1 = store the ONNX in the model file (0). */
 #define PATCHCORE_PARAM_PERCENTAGE 20        /**< float: coreset fraction in (0,1) (0.1). */
-#define PATCHCORE_PARAM_SIGMA 21             /**< float: Gaussian sigma of the maps (4). */
-#define PATCHCORE_PARAM_MEAN 30              /**< float[3]: per-channel mean (ImageNet). */
-#define PATCHCORE_PARAM_STD 31               /**< float[3]: per-channel std (ImageNet). */
-#define PATCHCORE_PARAM_BACKBONE_PATH 40     /**< string: ONNX backbone file. */
+#define PATCHCORE_PARAM_SIGMA 21             /**< float: Gaussian sigma of the maps, [0, 64];
+                                                  0 means 4, below 0.125 no smoothing (4). */
+#define PATCHCORE_PARAM_MEAN 30              /**< float[3]: per-channel mean, finite (ImageNet). */
+#define PATCHCORE_PARAM_STD 31               /**< float[3]: per-channel std, > 0 (ImageNet). */
+#define PATCHCORE_PARAM_BACKBONE_PATH 40     /**< string: ONNX backbone file; "" = none, a
+                                                  features-only model (""). */
 #define PATCHCORE_PARAM_SAMPLER 41           /**< string: identity, random, greedy_coreset,
                                                   approx_greedy_coreset (the last). */
 #define PATCHCORE_PARAM_DEVICE 42            /**< string: "cpu", "cuda", "cuda:N" ("cpu"). */
-/* Read-only keys for patchcore_model_get_int / _get_float. */
+/* Read-only keys for patchcore_model_get_int / _get_float (setting them is
+ * INVALID_ARGUMENT). */
 #define PATCHCORE_PARAM_BANK_ROWS 100        /**< int: memory bank rows (0 before fit). */
 #define PATCHCORE_PARAM_GRID_HEIGHT 101      /**< int: patch grid rows per image. */
 #define PATCHCORE_PARAM_GRID_WIDTH 102       /**< int: patch grid columns per image. */
@@ -170,8 +193,9 @@ typedef struct patchcore_segmentor patchcore_segmentor;
 PATCHCORE_API const char* patchcore_status_string(int32_t status);
 
 /**
- * Copies the calling thread's last error message into buf (always NUL-terminated,
- * truncated to cap - 1 bytes). The message is kept until the thread's next failing call.
+ * Copies the calling thread's last error message (UTF-8, at most 2047 bytes) into buf,
+ * always NUL-terminated, truncated to cap - 1 bytes. The message is kept until the
+ * thread's next failing call; successful calls leave it alone.
  * @param[out] buf  destination, may be NULL when cap is 0
  * @param[in]  cap  capacity of buf in bytes
  * @return the size needed for the whole message including the NUL (1 if there is none).
@@ -186,8 +210,10 @@ PATCHCORE_API size_t patchcore_last_error(char* buf, size_t cap);
 PATCHCORE_API int32_t patchcore_set_onnxruntime_path(const char* path);
 
 /**
- * Sets the default number of worker threads for objects created afterwards (0 = all
- * cores). @return OK, INVALID_ARGUMENT (negative or > 1024).
+ * Sets the default number of worker threads (0 = all cores, the initial value) for objects
+ * created afterwards that do not set their own: models whose NUM_THREADS is 0, loaded
+ * models, aggregators (ONNX Runtime intra-op threads) and scorers with num_workers 0.
+ * Thread-safe. @return OK, INVALID_ARGUMENT (negative or > 1024).
  */
 PATCHCORE_API int32_t patchcore_set_num_threads(int32_t n);
 
@@ -196,38 +222,60 @@ PATCHCORE_API int32_t patchcore_gpu_available(void);
 
 /* ------------------------------------------------------------------------- config */
 
-/** Creates a configuration holding the reference defaults (see PATCHCORE_PARAM_*).
- *  @return OK, INVALID_ARGUMENT (out NULL). */
+/**
+ * Creates a configuration holding the reference defaults (see PATCHCORE_PARAM_*).
+ * @param[out] out_config  the new config
+ * @return OK, INVALID_ARGUMENT (out_config NULL).
+ */
 PATCHCORE_API int32_t patchcore_config_create(patchcore_config** out_config);
 
-/** Frees a configuration. @return OK, INVALID_HANDLE. */
+/** Frees a configuration (NULL: no-op). Exclusive. @return OK, INVALID_HANDLE. */
 PATCHCORE_API int32_t patchcore_config_free(patchcore_config* config);
 
-/** Sets an integer parameter. @return OK, INVALID_HANDLE, INVALID_ARGUMENT (unknown key
- *  or value out of range; the message names both). */
+/**
+ * Sets an integer parameter. Exclusive.
+ * @param[in] key    a PATCHCORE_PARAM_* integer key
+ * @param[in] value  within the key's documented range
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (unknown, read-only or non-integer key, or
+ *         value out of range; the message names both).
+ */
 PATCHCORE_API int32_t patchcore_config_set_int(patchcore_config* config, int32_t key, int64_t value);
 
-/** Sets a floating-point parameter. @return OK, INVALID_HANDLE, INVALID_ARGUMENT. */
+/** Sets a floating-point parameter (PERCENTAGE, SIGMA). Exclusive.
+ *  @return OK, INVALID_HANDLE, INVALID_ARGUMENT (as patchcore_config_set_int; NaN). */
 PATCHCORE_API int32_t patchcore_config_set_float(patchcore_config* config, int32_t key, double value);
 
-/** Sets an array parameter (MEAN, STD: count 3). @return OK, INVALID_HANDLE, INVALID_ARGUMENT. */
+/**
+ * Sets a per-channel parameter (MEAN, STD; RGB order). Exclusive.
+ * @param[in] values  count floats (copied)
+ * @param[in] count   must be 3
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (key, NULL, count, NaN/Inf, std <= 0).
+ */
 PATCHCORE_API int32_t patchcore_config_set_floats(patchcore_config* config, int32_t key,
                                                   const float* values, size_t count);
 
-/** Sets a UTF-8 string parameter (copied). @return OK, INVALID_HANDLE, INVALID_ARGUMENT. */
+/**
+ * Sets a UTF-8 string parameter (BACKBONE_PATH, SAMPLER, DEVICE; copied). Setting
+ * BACKBONE_PATH drops backbone bytes set earlier. Exclusive.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (key, NULL, unknown sampler or device).
+ */
 PATCHCORE_API int32_t patchcore_config_set_string(patchcore_config* config, int32_t key, const char* value);
 
 /**
  * Sets the backbone layers to extract, in network order (the first defines the patch grid).
- * @param[in] names  count UTF-8 strings (copied)
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (NULL, count 0 or > 16, empty name).
+ * Exclusive.
+ * @param[in] names  count non-empty UTF-8 strings (copied): graph outputs or intermediate
+ *                   tensor names of the ONNX backbone
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (NULL, count 0 or > 16, NULL or empty name).
  */
 PATCHCORE_API int32_t patchcore_config_set_layers(patchcore_config* config,
                                                   const char* const* names, size_t count);
 
 /**
- * Sets the backbone from ONNX bytes in memory (copied) instead of a file.
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (NULL or size 0).
+ * Sets the backbone from ONNX bytes in memory (copied) instead of a file; drops a
+ * BACKBONE_PATH set earlier. Exclusive.
+ * @param[in] onnx  size bytes of an ONNX model
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (NULL or size 0), OUT_OF_MEMORY.
  */
 PATCHCORE_API int32_t patchcore_config_set_backbone_bytes(patchcore_config* config,
                                                           const void* onnx, size_t size);
@@ -237,71 +285,79 @@ PATCHCORE_API int32_t patchcore_config_set_backbone_bytes(patchcore_config* conf
 /**
  * Creates an unfitted model. Without a backbone (no BACKBONE_PATH nor bytes) the model is
  * features-only: the host hands in per-layer feature maps (patchcore_model_*_features).
- * @param[in]  config  settings (not retained; may be freed afterwards)
+ * @param[in]  config     settings (not retained; may be freed afterwards)
  * @param[out] out_model  the new model, NULL on failure
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (bad settings, unknown layer), IO (backbone
- *         file), FORMAT (not an ONNX model), UNSUPPORTED (device), BACKEND.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (bad settings, e.g. IMAGESIZE > RESIZE,
+ *         unknown layer), IO (backbone file), FORMAT (not an ONNX model), UNSUPPORTED
+ *         (device, no ONNX Runtime), BACKEND.
  */
 PATCHCORE_API int32_t patchcore_model_create(const patchcore_config* config, patchcore_model** out_model);
 
-/** Frees a model. Exclusive. @return OK, INVALID_HANDLE. */
+/** Frees a model (NULL: no-op), after the calls in flight on it. @return OK, INVALID_HANDLE. */
 PATCHCORE_API int32_t patchcore_model_free(patchcore_model* model);
 
 /**
  * Adds good training images to the model's pending training set (embedded immediately;
  * only the embeddings are kept). Exclusive. Call patchcore_model_fit to build the bank.
  * @param[in] pixels    n_images images stored one after another, image i at
- *                      pixels + i * height * stride, each HxWxC uint8 (C = channels)
+ *                      pixels + i * height * stride, each HxWxC uint8 (C = channels); the
+ *                      last row of the last image needs only width * channels bytes
  * @param[in] n_images  number of images (>= 1)
  * @param[in] width, height  image size in pixels (1..32768 each, at most 2^28 pixels)
  * @param[in] stride    bytes per row (>= width * channels)
  * @param[in] channels  1 (gray, replicated), 3 or 4 (alpha ignored)
  * @param[in] pixel_format  PATCHCORE_PIXEL_RGB or PATCHCORE_PIXEL_BGR
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (features-only model), BACKEND.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (features-only model),
+ *         OUT_OF_MEMORY (buffer over 2^40 bytes), BACKEND.
  */
 PATCHCORE_API int32_t patchcore_model_add_images(patchcore_model* model, const uint8_t* pixels,
                                                  int32_t n_images, int32_t width, int32_t height,
                                                  int32_t stride, int32_t channels, int32_t pixel_format);
 
 /**
- * Adds good training images from PNG/JPEG files. Exclusive.
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, IO, FORMAT (undecodable image), BACKEND.
+ * Adds good training images from PNG/JPEG files (decoded as PIL's convert("RGB")).
+ * Exclusive. All or nothing: on failure nothing of this call is kept.
+ * @param[in] paths  count UTF-8 file paths (1 <= count <= 2^24)
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (features-only model), IO,
+ *         FORMAT (undecodable image, named in the message), BACKEND.
  */
 PATCHCORE_API int32_t patchcore_model_add_files(patchcore_model* model, const char* const* paths, size_t count);
 
 /**
  * Adds host-computed feature maps of good images. layers[i] points to a float32 NCHW
- * tensor of shape shapes[4*i .. 4*i+3] = {N, C_i, H_i, W_i} for the model's i-th layer.
- * Exclusive.
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (count, shapes, NaN/Inf).
+ * tensor of shape shapes[4*i .. 4*i+3] = {N, C_i, H_i, W_i} for the model's i-th layer
+ * (n_layers = the number of layers set in the config). Exclusive.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (count, shapes differing from the model's,
+ *         NaN/Inf), OUT_OF_MEMORY.
  */
 PATCHCORE_API int32_t patchcore_model_add_features(patchcore_model* model, const float* const* layers,
                                                    const int64_t* shapes, int32_t n_layers);
 
 /**
  * Builds the memory bank from everything added since the last fit: coreset sampling and
- * indexing. The pending set is cleared. Exclusive.
+ * indexing. The pending set is cleared; a calibration is dropped. Exclusive.
  * @return OK, INVALID_HANDLE, INVALID_STATE (nothing added), INVALID_ARGUMENT (coreset
  *         would be empty), BACKEND.
  */
 PATCHCORE_API int32_t patchcore_model_fit(patchcore_model* model);
 
 /**
- * Number of floats of one anomaly map (imagesize * imagesize) in *out_size.
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (out NULL).
+ * Number of floats of one anomaly map (imagesize * imagesize) in *out_size. Concurrent.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (out_size NULL).
  */
 PATCHCORE_API int32_t patchcore_model_map_size(const patchcore_model* model, size_t* out_size);
 
 /**
  * Scores images. Concurrent calls on one fitted model are allowed.
  * Image layout as patchcore_model_add_images.
- * @param[out] out_scores   n_images floats: image score = max patch score (squared L2)
+ * @param[out] out_scores   n_images floats (required): image score = max patch score
+ *                          (squared L2)
  * @param[out] out_maps     NULL, or n_images * map_size floats: anomaly maps
  *                          [n_images, imagesize, imagesize]
  * @param[in]  maps_capacity  capacity of out_maps in floats (ignored when out_maps is NULL)
  * @param[out] out_needed   NULL, or receives n_images * map_size
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not fitted),
- *         BUFFER_TOO_SMALL, BACKEND.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not fitted, features-only),
+ *         BUFFER_TOO_SMALL, OUT_OF_MEMORY, BACKEND.
  */
 PATCHCORE_API int32_t patchcore_model_predict(const patchcore_model* model, const uint8_t* pixels,
                                               int32_t n_images, int32_t width, int32_t height,
@@ -309,13 +365,20 @@ PATCHCORE_API int32_t patchcore_model_predict(const patchcore_model* model, cons
                                               float* out_scores, float* out_maps, size_t maps_capacity,
                                               size_t* out_needed);
 
-/** Scores PNG/JPEG files; outputs as patchcore_model_predict. Concurrent. */
+/**
+ * Scores PNG/JPEG files; outputs and codes as patchcore_model_predict, plus IO and FORMAT.
+ * Concurrent.
+ * @param[in] paths  count UTF-8 file paths (1 <= count <= 2^24)
+ */
 PATCHCORE_API int32_t patchcore_model_predict_files(const patchcore_model* model, const char* const* paths,
                                                     size_t count, float* out_scores, float* out_maps,
                                                     size_t maps_capacity, size_t* out_needed);
 
-/** Scores host-computed feature maps (layout as patchcore_model_add_features, N images);
- *  outputs as patchcore_model_predict. Concurrent. */
+/**
+ * Scores host-computed feature maps (layout as patchcore_model_add_features, N images,
+ * the shapes the model was fitted with); outputs and codes as patchcore_model_predict.
+ * Concurrent.
+ */
 PATCHCORE_API int32_t patchcore_model_predict_features(const patchcore_model* model, const float* const* layers,
                                                        const int64_t* shapes, int32_t n_layers,
                                                        float* out_scores, float* out_maps,
@@ -324,7 +387,7 @@ PATCHCORE_API int32_t patchcore_model_predict_features(const patchcore_model* mo
 /**
  * Binary masks from anomaly maps: out_masks[i] = maps[i] > threshold ? 1 : 0. A NaN
  * threshold means the model's calibrated threshold. Concurrent.
- * @param[in]  maps       count floats
+ * @param[in]  maps       count floats (1 <= count <= 2^40)
  * @param[out] out_masks  count bytes
  * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (NaN threshold, uncalibrated).
  */
@@ -334,8 +397,10 @@ PATCHCORE_API int32_t patchcore_model_segment(const patchcore_model* model, cons
 /**
  * Calibrates and stores the image threshold from held-out GOOD images (layout as
  * patchcore_model_predict): method QUANTILE (param = q in (0,1]) or MEAN_STD (param = k).
- * Exclusive. @param[out] out_threshold  NULL or the threshold.
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not fitted), BACKEND.
+ * Exclusive.
+ * @param[out] out_threshold  NULL or the threshold.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (method F1, param), INVALID_STATE (not
+ *         fitted), BACKEND.
  */
 PATCHCORE_API int32_t patchcore_model_calibrate(patchcore_model* model, const uint8_t* pixels,
                                                 int32_t n_images, int32_t width, int32_t height,
@@ -346,7 +411,10 @@ PATCHCORE_API int32_t patchcore_model_calibrate(patchcore_model* model, const ui
  * Calibrates and stores the threshold from image scores the caller already has:
  * QUANTILE / MEAN_STD use the scores with label 0 (labels may be NULL: all good);
  * F1 needs labels (0 good, 1 anomalous) and picks the F1-optimal score. Exclusive.
- * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE.
+ * @param[in]  scores  count finite floats (1 <= count <= 2^40)
+ * @param[in]  labels  NULL or count int32 values, each 0 or 1
+ * @param[out] out_threshold  NULL or the threshold.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not fitted).
  */
 PATCHCORE_API int32_t patchcore_model_calibrate_scores(patchcore_model* model, const float* scores,
                                                        const int32_t* labels, size_t count, int32_t method,
@@ -355,39 +423,60 @@ PATCHCORE_API int32_t patchcore_model_calibrate_scores(patchcore_model* model, c
 /**
  * Normalises image scores to [0,1] with the calibrated threshold at 0.5:
  * clamp((s - threshold) / (max - min) + 0.5, 0, 1) with min/max of the calibration
- * scores. Concurrent. @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE.
+ * scores. Concurrent.
+ * @param[in]  scores          count floats (1 <= count <= 2^40)
+ * @param[out] out_normalized  count floats (may equal scores)
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not calibrated).
  */
 PATCHCORE_API int32_t patchcore_model_normalize_scores(const patchcore_model* model, const float* scores,
                                                        size_t count, float* out_normalized);
 
-/** Reads an integer setting or property (PATCHCORE_PARAM_*). Concurrent. */
+/**
+ * Reads an integer setting or property (PATCHCORE_PARAM_* integer keys, including
+ * BANK_ROWS, GRID_HEIGHT, GRID_WIDTH: 0 before fit). Concurrent.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (out_value NULL, unknown or non-integer key).
+ */
 PATCHCORE_API int32_t patchcore_model_get_int(const patchcore_model* model, int32_t key, int64_t* out_value);
 
-/** Reads a floating-point setting or property (PATCHCORE_PARAM_*). Concurrent. */
+/**
+ * Reads a floating-point setting or property (PERCENTAGE, SIGMA, THRESHOLD: NaN when not
+ * calibrated). Concurrent.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (out_value NULL, unknown or non-float key).
+ */
 PATCHCORE_API int32_t patchcore_model_get_float(const patchcore_model* model, int32_t key, double* out_value);
 
 /**
  * Saves a fitted model atomically: path holds the old file or the complete new one, never
- * a partial file. @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE, IO.
+ * a partial file. The backbone is recorded by file name and sha256 (embedded when
+ * EMBED_BACKBONE is 1). Concurrent.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not fitted), IO.
  */
 PATCHCORE_API int32_t patchcore_model_save(const patchcore_model* model, const char* path);
 
 /**
  * Serialises a fitted model into buf (capacity in bytes). With a too small buffer
- * (or NULL/0) returns BUFFER_TOO_SMALL and the needed size in *out_needed.
+ * (or NULL/0) returns BUFFER_TOO_SMALL and the needed size in *out_needed. Each call
+ * serialises the model, the size query included. Concurrent.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not fitted), BUFFER_TOO_SMALL.
  */
 PATCHCORE_API int32_t patchcore_model_save_to_buffer(const patchcore_model* model, void* buf, size_t capacity,
                                                      size_t* out_needed);
 
 /**
- * Loads a model file. backbone_path (may be NULL) overrides the backbone named in the file;
- * its sha256 must match the model's manifest.
- * @return OK, INVALID_ARGUMENT (backbone mismatch), IO, FORMAT (truncated, corrupted,
- *         unknown version), UNSUPPORTED, BACKEND.
+ * Loads a model file. The backbone is the one embedded in the file, else backbone_path
+ * (may be NULL), else the file name recorded in the model, looked up next to the model
+ * file; its sha256 must match the one recorded at fit time.
+ * @param[out] out_model  the loaded model, NULL on failure
+ * @return OK, INVALID_ARGUMENT (NULL path, backbone mismatch), IO (model or backbone
+ *         file), FORMAT (truncated, corrupted, unknown version), UNSUPPORTED, BACKEND.
  */
 PATCHCORE_API int32_t patchcore_model_load(const char* path, const char* backbone_path, patchcore_model** out_model);
 
-/** Loads a model from a buffer written by patchcore_model_save_to_buffer (size in bytes). */
+/**
+ * Loads a model from size bytes written by patchcore_model_save_to_buffer (copied); a
+ * recorded backbone file name is looked up in the current directory. Codes as
+ * patchcore_model_load.
+ */
 PATCHCORE_API int32_t patchcore_model_load_from_buffer(const void* buf, size_t size, const char* backbone_path,
                                                        patchcore_model** out_model);
 
@@ -395,22 +484,29 @@ PATCHCORE_API int32_t patchcore_model_load_from_buffer(const void* buf, size_t s
 
 /**
  * Creates a NetworkFeatureAggregator over an ONNX backbone given by path or by bytes
- * (exactly one of onnx_path and onnx_bytes is non-NULL).
- * @param[in] layers, n_layers  graph outputs or intermediate tensor names to extract
+ * (exactly one of onnx_path and onnx_bytes is non-NULL; the bytes are only read during
+ * the call).
+ * @param[in] onnx_bytes, n_bytes  the ONNX model in memory (n_bytes >= 1)
+ * @param[in] layers, n_layers  graph outputs or intermediate tensor names to extract (1..16)
  * @param[in] device  "cpu", "cuda" or "cuda:N" (NULL = "cpu")
+ * @param[out] out_aggregator  the new aggregator, NULL on failure
  * @return OK, INVALID_ARGUMENT (unknown layer, bad device), IO, FORMAT, UNSUPPORTED, BACKEND.
  */
 PATCHCORE_API int32_t patchcore_aggregator_create(const char* onnx_path, const void* onnx_bytes, size_t n_bytes,
                                                   const char* const* layers, size_t n_layers, const char* device,
                                                   patchcore_aggregator** out_aggregator);
 
-/** Frees an aggregator. @return OK, INVALID_HANDLE. */
+/** Frees an aggregator (NULL: no-op), after the calls in flight on it.
+ *  @return OK, INVALID_HANDLE. */
 PATCHCORE_API int32_t patchcore_aggregator_free(patchcore_aggregator* aggregator);
 
 /**
  * Feature map shapes for an input of channels x height x width (a dry run, as the
- * reference's feature_dimensions). out_shapes receives n_layers triples {C, H, W}.
- * @param[in] capacity  capacity of out_shapes in elements (>= 3 * n_layers)
+ * reference's feature_dimensions; cached per size). Concurrent.
+ * @param[out] out_shapes  n_layers triples {C, H, W}
+ * @param[in]  capacity    capacity of out_shapes in elements (>= 3 * n_layers)
+ * @param[out] out_needed  NULL, or receives 3 * n_layers
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, BUFFER_TOO_SMALL, BACKEND.
  */
 PATCHCORE_API int32_t patchcore_aggregator_feature_shapes(const patchcore_aggregator* aggregator, int32_t channels,
                                                           int32_t height, int32_t width, int64_t* out_shapes,
@@ -418,7 +514,13 @@ PATCHCORE_API int32_t patchcore_aggregator_feature_shapes(const patchcore_aggreg
 
 /**
  * Runs the backbone on images [n, channels, height, width] (float32 NCHW, already
- * normalised) and writes layer `layer_index`'s output [n, C, H, W] to out. Concurrent.
+ * normalised as the backbone expects; channels, height, width <= 2^20) and writes layer
+ * `layer_index`'s output [n, C, H, W] to out. Concurrent.
+ * @param[out] out         n * C * H * W floats
+ * @param[in]  capacity    capacity of out in floats
+ * @param[out] out_needed  NULL, or receives n * C * H * W
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (layer_index, shapes, NaN), BUFFER_TOO_SMALL,
+ *         OUT_OF_MEMORY, BACKEND.
  */
 PATCHCORE_API int32_t patchcore_aggregator_forward(const patchcore_aggregator* aggregator, const float* images,
                                                    int64_t n, int64_t channels, int64_t height, int64_t width,
@@ -429,9 +531,15 @@ PATCHCORE_API int32_t patchcore_aggregator_forward(const patchcore_aggregator* a
 
 /**
  * The post-backbone pipeline of the reference (PatchMaker, layer alignment, Preprocessing,
- * Aggregator): per-layer feature maps (layout as patchcore_model_add_features) to patch
- * embeddings [N * gridH * gridW, target_dim], image-major then row-major on the first
- * layer's grid. Thread-safe.
+ * Aggregator): per-layer feature maps (layout as patchcore_model_add_features, 1..16
+ * layers) to patch embeddings [N * gridH * gridW, target_dim], image-major then row-major
+ * on the first layer's grid (stride 1, so gridH x gridW = H_0 x W_0). Thread-safe.
+ * @param[in]  patchsize     odd, 1..63
+ * @param[in]  pretrain_dim, target_dim  1..65536
+ * @param[out] out           N * H_0 * W_0 * target_dim floats
+ * @param[in]  capacity      capacity of out in floats
+ * @param[out] out_needed    NULL, or receives N * H_0 * W_0 * target_dim
+ * @return OK, INVALID_ARGUMENT, BUFFER_TOO_SMALL, OUT_OF_MEMORY.
  */
 PATCHCORE_API int32_t patchcore_embed(const float* const* layers, const int64_t* shapes, int32_t n_layers,
                                       int32_t patchsize, int32_t pretrain_dim, int32_t target_dim, float* out,
@@ -440,6 +548,8 @@ PATCHCORE_API int32_t patchcore_embed(const float* const* layers, const int64_t*
 /**
  * PyTorch's adaptive_avg_pool1d on rows: in [rows, in_len] -> out [rows, out_len], window
  * i = [floor(i*in_len/out_len), ceil((i+1)*in_len/out_len)). Thread-safe.
+ * @param[out] out  rows * out_len floats
+ * @return OK, INVALID_ARGUMENT, OUT_OF_MEMORY.
  */
 PATCHCORE_API int32_t patchcore_adaptive_avg_pool1d(const float* in, int64_t rows, int64_t in_len, int64_t out_len,
                                                     float* out);
@@ -448,23 +558,30 @@ PATCHCORE_API int32_t patchcore_adaptive_avg_pool1d(const float* in, int64_t row
 
 /**
  * Creates a NearestNeighbourScorer(k, FaissNN / ApproximateFaissNN).
- * @param[in] k  neighbours averaged per query (>= 1)
+ * @param[in] k  neighbours averaged per query (1..65536)
  * @param[in] nn_method  PATCHCORE_NN_EXACT or PATCHCORE_NN_IVFPQ
  * @param[in] on_gpu  0 (1 gives UNSUPPORTED in a CPU build)
- * @param[in] num_workers  search threads (0 = all cores)
+ * @param[in] num_workers  search threads, 0..1024 (0 = the library default)
+ * @param[out] out_scorer  the new scorer, NULL on failure
+ * @return OK, INVALID_ARGUMENT, UNSUPPORTED.
  */
 PATCHCORE_API int32_t patchcore_scorer_create(int32_t k, int32_t nn_method, int32_t on_gpu, int32_t num_workers,
                                               patchcore_scorer** out_scorer);
 
-/** Frees a scorer. @return OK, INVALID_HANDLE. */
+/** Frees a scorer (NULL: no-op), after the calls in flight on it. @return OK, INVALID_HANDLE. */
 PATCHCORE_API int32_t patchcore_scorer_free(patchcore_scorer* scorer);
 
-/** Fits on features [n, d] (float32 row-major, copied). Exclusive. */
+/**
+ * Fits on features [n, d] (float32 row-major, finite, copied). Exclusive.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, OUT_OF_MEMORY, BACKEND.
+ */
 PATCHCORE_API int32_t patchcore_scorer_fit(patchcore_scorer* scorer, const float* features, int64_t n, int64_t d);
 
 /**
  * Scores queries [n, d]: out_scores[n] = mean of the k squared L2 distances;
  * out_distances [n, k] and out_indices [n, k] (ascending distance) may be NULL. Concurrent.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (d differs from the fitted one, k larger
+ *         than the bank), INVALID_STATE (not fitted), OUT_OF_MEMORY, BACKEND.
  */
 PATCHCORE_API int32_t patchcore_scorer_predict(const patchcore_scorer* scorer, const float* queries, int64_t n,
                                                int64_t d, float* out_scores, float* out_distances,
@@ -472,25 +589,41 @@ PATCHCORE_API int32_t patchcore_scorer_predict(const patchcore_scorer* scorer, c
 
 /**
  * Saves with the reference's file names: <folder>/<prepend>nnscorer_search_index.faiss
- * (FAISS format) and, when save_features_separately, <prepend>nnscorer_features.pkl.
+ * (FAISS format) and, when save_features_separately is 1, <prepend>nnscorer_features.pkl.
+ * prepend may be NULL (""). Concurrent.
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, INVALID_STATE (not fitted), IO, BACKEND.
  */
 PATCHCORE_API int32_t patchcore_scorer_save(const patchcore_scorer* scorer, const char* folder,
                                             int32_t save_features_separately, const char* prepend);
 
-/** Loads what patchcore_scorer_save (or the reference) wrote. Exclusive. */
+/**
+ * Loads what patchcore_scorer_save (or the reference) wrote; prepend may be NULL.
+ * Exclusive. @return OK, INVALID_HANDLE, INVALID_ARGUMENT, IO, FORMAT, BACKEND.
+ */
 PATCHCORE_API int32_t patchcore_scorer_load(patchcore_scorer* scorer, const char* folder, const char* prepend);
 
 /* ------------------------------------------------------------------------- segmentor */
 
-/** Creates a RescaleSegmentor for target_height x target_width maps, Gaussian sigma. */
+/**
+ * Creates a RescaleSegmentor for target_height x target_width maps (1..32768 each):
+ * bilinear upsampling (align_corners=False), then a Gaussian of the given sigma (truncate
+ * 4, mode reflect). sigma in [0, 1000]; 0 means the reference's 4, below 0.125 means no
+ * smoothing.
+ * @param[out] out_segmentor  the new segmentor, NULL on failure
+ * @return OK, INVALID_ARGUMENT.
+ */
 PATCHCORE_API int32_t patchcore_segmentor_create(int32_t target_height, int32_t target_width, double sigma,
                                                  patchcore_segmentor** out_segmentor);
 
-/** Frees a segmentor. @return OK, INVALID_HANDLE. */
+/** Frees a segmentor (NULL: no-op). @return OK, INVALID_HANDLE. */
 PATCHCORE_API int32_t patchcore_segmentor_free(patchcore_segmentor* segmentor);
 
 /**
- * Patch scores [n, h, w] -> segmentations [n, target_height, target_width]. Concurrent.
+ * Patch scores [n, h, w] (finite) -> segmentations [n, target_height, target_width].
+ * Concurrent.
+ * @param[in]  capacity    capacity of out in floats
+ * @param[out] out_needed  NULL, or receives n * target_height * target_width
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT, BUFFER_TOO_SMALL, OUT_OF_MEMORY.
  */
 PATCHCORE_API int32_t patchcore_segmentor_convert(const patchcore_segmentor* segmentor, const float* patch_scores,
                                                   int64_t n, int64_t h, int64_t w, float* out, size_t capacity,
