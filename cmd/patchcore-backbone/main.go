@@ -24,8 +24,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/libpatchcore/libpatchcore/internal/errs"
@@ -92,6 +95,8 @@ func run(args []string, stdout io.Writer) error {
 	outputs := fs.String("outputs", strings.Join(defaultOutputs, ","), "comma-separated Keras layer names to expose as graph outputs")
 	inputSize := fs.Int("input-size", 0, "input height and width (0: the model's own, 224)")
 	modelDir := fs.String("model-dir", "dist/models/mobilenet_v2", "model directory inside the package")
+	randomInit := fs.Bool("random-init", false, "replace the pretrained weights by Keras' default random initialisation (a baseline for evaluations)")
+	seed := fs.Uint64("seed", 0, "random seed for --random-init")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -100,12 +105,14 @@ func run(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: --package and --out are required", flag.ErrHelp)
 	}
 	res, err := Build(BuildOptions{
-		Package:   *pkg,
-		ModelDir:  *modelDir,
-		Out:       *out,
-		UpTo:      *upto,
-		Outputs:   splitList(*outputs),
-		InputSize: *inputSize,
+		Package:    *pkg,
+		ModelDir:   *modelDir,
+		Out:        *out,
+		UpTo:       *upto,
+		Outputs:    splitList(*outputs),
+		InputSize:  *inputSize,
+		RandomInit: *randomInit,
+		Seed:       *seed,
 	})
 	if err != nil {
 		return err
@@ -136,6 +143,11 @@ type BuildOptions struct {
 	UpTo      string   // last Keras block to convert
 	Outputs   []string // graph outputs (Keras layer names)
 	InputSize int      // 0: the model's own
+	// RandomInit replaces the pretrained weights by Keras' default initialisation drawn
+	// with Seed (Glorot-uniform kernels, zero biases, identity batch normalisation): the
+	// same architecture without ImageNet features, as a baseline for evaluations.
+	RandomInit bool
+	Seed       uint64
 }
 
 // BuildResult describes what Build wrote.
@@ -155,6 +167,11 @@ func Build(o BuildOptions) (*BuildResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	weights := "Keras MobileNetV2 (alpha 1.0, 224), ImageNet weights, uint8-quantised by TensorFlow.js"
+	if o.RandomInit {
+		randomizeWeights(model, o.Seed)
+		weights = fmt.Sprintf("Keras MobileNetV2 (alpha 1.0, 224) architecture, RANDOM weights (Glorot uniform, seed %d)", o.Seed)
+	}
 	conv, err := tfjs.Convert(model, tfjs.ConvertOptions{UpTo: o.UpTo, Outputs: o.Outputs, InputSize: o.InputSize})
 	if err != nil {
 		return nil, err
@@ -165,7 +182,7 @@ func Build(o BuildOptions) (*BuildResult, error) {
 		SHA256:  sum,
 		Path:    o.ModelDir,
 		UpTo:    o.UpTo,
-		Weights: "Keras MobileNetV2 (alpha 1.0, 224), ImageNet weights, uint8-quantised by TensorFlow.js",
+		Weights: weights,
 	}
 	if v := packageVersion(o.Package); v != "" {
 		src.Package += "@" + v
@@ -250,4 +267,34 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("%w: write %s: %v", errs.ErrIO, path, werr)
 	}
 	return nil
+}
+
+// randomizeWeights overwrites every weight with Keras' default initial value: kernels
+// Glorot-uniform U(±sqrt(6/(fan_in+fan_out))) with fans from [kh, kw, in, out], biases
+// and BN betas/means 0, BN gammas/variances 1. Weights are visited in name order so the
+// result depends only on the seed.
+func randomizeWeights(m *tfjs.Model, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	names := make([]string, 0, len(m.Weights))
+	for n := range m.Weights {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w := m.Weights[n]
+		switch {
+		case len(w.Shape) == 4:
+			recept := w.Shape[0] * w.Shape[1]
+			limit := float32(math.Sqrt(6 / float64(recept*w.Shape[2]+recept*w.Shape[3])))
+			for i := range w.Data {
+				w.Data[i] = (2*rng.Float32() - 1) * limit
+			}
+		case strings.HasSuffix(n, "/gamma"), strings.HasSuffix(n, "/moving_variance"):
+			for i := range w.Data {
+				w.Data[i] = 1
+			}
+		default: // biases, betas, moving means
+			clear(w.Data)
+		}
+	}
 }
