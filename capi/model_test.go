@@ -343,7 +343,7 @@ func TestModelGoldenPNG(t *testing.T) {
 	masks := make([]byte, len(maps))
 	expect(t, ct.ModelSegment(m, maps, uint64(len(maps)), float32(math.NaN()), masks), ct.OK, "patchcore_model_segment")
 	for i, v := range maps {
-		if want := v > thr; (masks[i] == 1) != want || masks[i] > 1 {
+		if want := v >= thr; (masks[i] == 1) != want || masks[i] > 1 {
 			t.Fatalf("mask[%d] = %d for map value %g and threshold %g", i, masks[i], v, thr)
 		}
 	}

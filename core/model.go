@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/libpatchcore/libpatchcore/internal/ort"
 )
 
 // Version is the library version, stamped at build time with -X.
@@ -95,6 +97,9 @@ func (c *Config) Validate() error {
 	if _, err := SamplerByName(c.Sampler, c.Percentage, c.Seed); err != nil {
 		return err
 	}
+	if _, err := ort.ParseDevice(c.Device); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
 	return nil
 }
 
@@ -143,6 +148,9 @@ func NewModel(cfg Config) (*Model, error) {
 	}
 	cfg.Layers = append([]string(nil), cfg.Layers...)
 	m := &Model{cfg: cfg}
+	if dev, _ := ort.ParseDevice(cfg.Device); dev.CUDA && cfg.Backbone.IsZero() {
+		return nil, fmt.Errorf("%w: device %q: a features-only model runs its embedding and search on the CPU in this build (no GPU support)", ErrUnsupported, cfg.Device)
+	}
 	if !cfg.Backbone.IsZero() {
 		bb, err := NewNetworkFeatureAggregator(cfg.Backbone, cfg.Layers, cfg.Device, BackboneOptions{Threads: cfg.threads()})
 		if err != nil {

@@ -120,11 +120,13 @@ func concatPredictions(parts []Prediction) Prediction {
 	return out
 }
 
-// Segment turns anomaly maps into binary masks: 1 where the map exceeds threshold, else 0.
+// Segment turns anomaly maps into binary masks: 1 where the map is at or above threshold,
+// else 0 (the same rule as image verdicts and the F1-optimal threshold: score >= threshold
+// is anomalous).
 func Segment(maps Tensor, threshold float32) []uint8 {
 	masks := make([]uint8, len(maps.Data))
 	for i, v := range maps.Data {
-		if v > threshold {
+		if v >= threshold {
 			masks[i] = 1
 		}
 	}

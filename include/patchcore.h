@@ -385,7 +385,7 @@ PATCHCORE_API int32_t patchcore_model_predict_features(const patchcore_model* mo
                                                        size_t maps_capacity, size_t* out_needed);
 
 /**
- * Binary masks from anomaly maps: out_masks[i] = maps[i] > threshold ? 1 : 0. A NaN
+ * Binary masks from anomaly maps: out_masks[i] = maps[i] >= threshold ? 1 : 0. A NaN
  * threshold means the model's calibrated threshold. Concurrent.
  * @param[in]  maps       count floats (1 <= count <= 2^40)
  * @param[out] out_masks  count bytes

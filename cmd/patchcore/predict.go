@@ -127,7 +127,7 @@ func cmdPredict(args []string, e env) error {
 
 // writePrediction writes PREFIX_overlay.png (the heat map over the cropped image: the
 // model's normalised scale when it is calibrated, the image's own range otherwise) and,
-// with a threshold, PREFIX_mask.png (map > threshold).
+// with a threshold, PREFIX_mask.png (map >= threshold).
 func writePrediction(prefix string, img core.Image, tr core.ImageTransform, m *core.Model, amap []float32, threshold float32, haveThreshold bool) error {
 	crop, err := tr.ApplyU8(img)
 	if err != nil {

@@ -475,14 +475,14 @@ internal static class PatchCoreTests
             byte[] masks = m.Segment(maps, 0.25f);
             for (int i = 0; i < maps.Length; i++)
             {
-                Equal(maps[i] > 0.25f ? (byte)1 : (byte)0, masks[i], "mask " + i);
+                Equal(maps[i] >= 0.25f ? (byte)1 : (byte)0, masks[i], "mask " + i);
             }
             m.CalibrateScores(new float[] { 0.6f }, null, CalibrationMethod.Quantile, 1.0);
             var into = new byte[1002];
             m.Segment(maps, 0, maps.Length, into, 2);
             for (int i = 0; i < maps.Length; i++)
             {
-                Equal(maps[i] > 0.6f ? (byte)1 : (byte)0, into[i + 2], "calibrated mask " + i);
+                Equal(maps[i] >= 0.6f ? (byte)1 : (byte)0, into[i + 2], "calibrated mask " + i);
             }
             Equal(0, m.Segment(new float[0]).Length, "empty segment");
         }

@@ -171,11 +171,11 @@ def test_segment():
     maps = rng.random((2, 16, 16), dtype=np.float32)
     masks = model.segment(maps, 0.5)
     assert masks.dtype == np.bool_ and masks.shape == maps.shape
-    np.testing.assert_array_equal(masks, maps > 0.5)
+    np.testing.assert_array_equal(masks, maps >= 0.5)
     with pytest.raises(patchcore.InvalidStateError):
         model.segment(maps)  # no calibrated threshold yet
     model.calibrate_scores(np.array([0.25, 0.75], dtype=np.float32), method="quantile", param=0.5)
-    np.testing.assert_array_equal(model.segment(maps), maps > 0.5)
+    np.testing.assert_array_equal(model.segment(maps), maps >= 0.5)
     model.close()
 
 

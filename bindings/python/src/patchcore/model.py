@@ -430,7 +430,7 @@ class PatchCore(Owned):
         return out
 
     def segment(self, maps, threshold: float | None = None) -> np.ndarray:
-        """Boolean masks ``maps > threshold`` (default: the calibrated threshold)."""
+        """Boolean masks ``maps >= threshold`` (default: the calibrated threshold)."""
         m = as_float32(maps, "maps")
         out = np.empty(m.shape, dtype=np.uint8)
         thr = math.nan if threshold is None else float(threshold)
