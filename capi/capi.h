@@ -18,6 +18,8 @@ typedef const float pc_cfloat;
 typedef const void pc_cvoid;
 typedef const char* const pc_cstr;     /* element of const char* const* */
 typedef const float* const pc_cfloatp; /* element of const float* const* */
+typedef float* const pc_floatpc;       /* element of float* const* */
+typedef const size_t pc_csize;
 typedef const patchcore_config pc_cconfig;
 typedef const patchcore_model pc_cmodel;
 typedef const patchcore_aggregator pc_caggregator;

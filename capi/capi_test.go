@@ -515,6 +515,19 @@ func TestAggregatorGolden(t *testing.T) {
 			t.Fatalf("layer %s differs from golden by %g (scale %g)", name, diff, scale)
 		}
 	}
+	// forward_all: one backbone run fills every layer; size query first.
+	needs := make([]uint64, 2)
+	expect(t, ct.AggregatorForwardAll(a, input, 2, 3, 224, 224, [][]float32{nil, nil}, []uint64{0, 0}, 2, needs), ct.BufferTooSmall, "patchcore_aggregator_forward_all", "outs[0]")
+	all := [][]float32{make([]float32, needs[0]), make([]float32, needs[1])}
+	expect(t, ct.AggregatorForwardAll(a, input, 2, 3, 224, 224, all, needs, 2, nil), ct.OK, "patchcore_aggregator_forward_all")
+	for layer, name := range []string{"block6", "block10"} {
+		if diff, scale := maxAbsDiff(all[layer], golden.Load(t, "mnv2/"+name+"_test.npy").F32); diff > 1e-4*scale {
+			t.Fatalf("forward_all layer %s differs from golden by %g", name, diff)
+		}
+	}
+	expect(t, ct.AggregatorForwardAll(a, input, 2, 3, 224, 224, all, []uint64{needs[0], 5}, 2, nil), ct.BufferTooSmall, "patchcore_aggregator_forward_all", "outs[1] holds 5")
+	expect(t, ct.AggregatorForwardAll(a, input, 2, 3, 224, 224, all, needs, 3, nil), ct.InvalidArgument, "patchcore_aggregator_forward_all", "n_outs = 3")
+	expect(t, ct.AggregatorForwardAll(a, input, 2, 3, 224, 224, nil, needs, 2, nil), ct.InvalidArgument, "patchcore_aggregator_forward_all", "NULL")
 	out := make([]float32, 10)
 	expect(t, ct.AggregatorForward(a, input, 2, 3, 224, 224, 2, out, 10, nil), ct.InvalidArgument, "patchcore_aggregator_forward", "layer_index = 2")
 	expect(t, ct.AggregatorForward(a, nil, 2, 3, 224, 224, 0, out, 10, nil), ct.InvalidArgument, "patchcore_aggregator_forward", "images is NULL")

@@ -7,6 +7,7 @@ package main
 import "C"
 
 import (
+	"fmt"
 	"math"
 	"unsafe"
 
@@ -750,6 +751,68 @@ func patchcore_aggregator_forward(aggregator *C.pc_caggregator, images *C.pc_cfl
 		return c.fail(err)
 	}
 	copy(floatsOut(out, needed), maps[layerIndex].Data)
+	return statusOK
+}
+
+//export patchcore_aggregator_forward_all
+func patchcore_aggregator_forward_all(aggregator *C.pc_caggregator, images *C.pc_cfloat, n, channels, height, width C.int64_t, outs *C.pc_floatpc, capacities *C.pc_csize, nOuts C.size_t, outNeeded *C.size_t) (status C.int32_t) {
+	c := call{fn: "patchcore_aggregator_forward_all"}
+	defer c.guard(&status)
+	agg, err := use[*core.NetworkFeatureAggregator](&c, handleID(unsafe.Pointer(aggregator)), kindAggregator, false)
+	if err != nil {
+		return c.fail(err)
+	}
+	layers := len(agg.Layers())
+	if uint64(nOuts) != uint64(layers) {
+		return c.fail(errorf(statusInvalidArgument, "n_outs = %d, the aggregator has %d layers", uint64(nOuts), layers))
+	}
+	if images == nil || outs == nil || capacities == nil {
+		return c.fail(errorf(statusInvalidArgument, "images, outs or capacities is NULL"))
+	}
+	count, err := size("images", int64(n), int64(channels), int64(height), int64(width))
+	if err != nil {
+		return c.fail(err)
+	}
+	for _, d := range []C.int64_t{channels, height, width} {
+		if d > 1<<20 {
+			return c.fail(errorf(statusInvalidArgument, "image dimensions %dx%dx%d exceed 2^20", channels, height, width))
+		}
+	}
+	shapes, err := agg.FeatureShapes(int(channels), int(height), int(width))
+	if err != nil {
+		return c.fail(err)
+	}
+	bufs := unsafe.Slice((**C.float)(unsafe.Pointer(outs)), layers)
+	caps := unsafe.Slice((*C.size_t)(unsafe.Pointer(capacities)), layers)
+	var neededs []C.size_t
+	if outNeeded != nil {
+		neededs = unsafe.Slice(outNeeded, layers)
+	}
+	sizes := make([]int, layers)
+	var firstErr error
+	for i, s := range shapes {
+		if sizes[i], err = size("output", int64(n), int64(s[0]), int64(s[1]), int64(s[2])); err != nil {
+			return c.fail(err)
+		}
+		var need *C.size_t
+		if neededs != nil {
+			need = &neededs[i]
+		}
+		if err := outBuffer(unsafe.Pointer(bufs[i]), caps[i], sizes[i], need, fmt.Sprintf("outs[%d]", i)); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return c.fail(firstErr)
+	}
+	in := core.Tensor{Shape: []int{int(n), int(channels), int(height), int(width)}, Data: floatsIn(images, count)}
+	maps, err := agg.ForwardOrdered(in)
+	if err != nil {
+		return c.fail(err)
+	}
+	for i := range maps {
+		copy(floatsOut(bufs[i], sizes[i]), maps[i].Data)
+	}
 	return statusOK
 }
 

@@ -527,6 +527,23 @@ PATCHCORE_API int32_t patchcore_aggregator_forward(const patchcore_aggregator* a
                                                    int32_t layer_index, float* out, size_t capacity,
                                                    size_t* out_needed);
 
+/**
+ * Runs the backbone once on images [n, channels, height, width] (as
+ * patchcore_aggregator_forward) and writes every layer's output: outs[i] receives layer
+ * i's [n, C_i, H_i, W_i] floats. Concurrent. @since 0.1
+ * @param[out] outs        n_outs (= number of layers) caller buffers
+ * @param[in]  capacities  n_outs capacities in floats
+ * @param[in]  n_outs      must equal the aggregator's number of layers
+ * @param[out] out_needed  NULL, or n_outs entries receiving n * C_i * H_i * W_i
+ * @return OK, INVALID_HANDLE, INVALID_ARGUMENT (n_outs, shapes, NaN, a NULL buffer with a
+ *         capacity), BUFFER_TOO_SMALL (any buffer; every needed size is written),
+ *         OUT_OF_MEMORY, BACKEND.
+ */
+PATCHCORE_API int32_t patchcore_aggregator_forward_all(const patchcore_aggregator* aggregator, const float* images,
+                                                       int64_t n, int64_t channels, int64_t height, int64_t width,
+                                                       float* const* outs, const size_t* capacities, size_t n_outs,
+                                                       size_t* out_needed);
+
 /* ------------------------------------------------------------------------- embedding */
 
 /**

@@ -540,6 +540,36 @@ func AggregatorForward(h Handle, images []float32, n, c, height, width int64, la
 	return int32(st)
 }
 
+// AggregatorForwardAll calls patchcore_aggregator_forward_all; outs[i] may be nil (NULL).
+func AggregatorForwardAll(h Handle, images []float32, n, c, height, width int64, outs [][]float32, capacities []uint64, nOuts uint64, needed []uint64) int32 {
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	arr, free := layerArray(outs, &pin)
+	defer free()
+	var caps *C.size_t
+	if capacities != nil {
+		cs := make([]C.size_t, len(capacities))
+		for i, v := range capacities {
+			cs[i] = C.size_t(v)
+		}
+		pin.Pin(&cs[0])
+		caps = &cs[0]
+	}
+	var nd []C.size_t
+	var np *C.size_t
+	if needed != nil {
+		nd = make([]C.size_t, len(needed))
+		pin.Pin(&nd[0])
+		np = &nd[0]
+	}
+	st := C.patchcore_aggregator_forward_all((*C.patchcore_aggregator)(ptr(h)), f32(images), C.int64_t(n), C.int64_t(c), C.int64_t(height), C.int64_t(width),
+		arr, caps, C.size_t(nOuts), np)
+	for i := range nd {
+		needed[i] = uint64(nd[i])
+	}
+	return int32(st)
+}
+
 // ------------------------------------------------------------------ embedding
 
 // Embed calls patchcore_embed.

@@ -168,6 +168,11 @@ namespace PatchCore
             long n, long channels, long height, long width, int layerIndex, float* output, UIntPtr capacity,
             out UIntPtr needed);
 
+        [DllImport(Library, CallingConvention = Conv)]
+        internal static extern int patchcore_aggregator_forward_all(AggregatorHandle aggregator, float* images,
+            long n, long channels, long height, long width, float** outputs, UIntPtr* capacities, UIntPtr nOutputs,
+            UIntPtr* needed);
+
         // ----------------------------------------------------------------- embedding
 
         [DllImport(Library, CallingConvention = Conv)]

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.InteropServices;
 
 namespace PatchCore
 {
@@ -150,15 +151,56 @@ namespace PatchCore
 
         /// <summary>
         /// Every layer's output for images [n, channels, height, width], in layer order: the input
-        /// of <see cref="PatchCoreModel.AddFeatures"/>. (The C API returns one layer per call, so
-        /// the backbone runs once per layer.)
+        /// of <see cref="PatchCoreModel.AddFeatures"/>. The backbone runs once for all layers.
         /// </summary>
-        public FeatureMap[] Forward(float[] images, int n, int channels, int height, int width)
+        /// <exception cref="PatchCoreException">InvalidArgument (sizes, NaN/Inf), Backend.</exception>
+        public unsafe FeatureMap[] Forward(float[] images, int n, int channels, int height, int width)
         {
-            var maps = new FeatureMap[layers.Length];
+            const string fn = "NetworkFeatureAggregator.Forward";
+            AggregatorHandle h = Handle;
+            Errors.NotNull(images, fn, "images");
+            Errors.Positive(n, fn, "n");
+            if (images.Length != (long)n * channels * height * width)
+            {
+                throw Errors.Invalid(fn, string.Format("images holds {0} floats, not {1}x{2}x{3}x{4}",
+                    images.Length, n, channels, height, width));
+            }
+            FeatureShape[] shapes = FeatureDimensions(channels, height, width);
+            var outputs = new float[shapes.Length][];
+            var handles = new GCHandle[shapes.Length];
+            float** ptrs = stackalloc float*[shapes.Length];
+            UIntPtr* caps = stackalloc UIntPtr[shapes.Length];
+            try
+            {
+                for (int i = 0; i < shapes.Length; i++)
+                {
+                    FeatureShape s = shapes[i];
+                    outputs[i] = new float[Errors.Product(fn, "output", n, s.Channels, s.Height, s.Width)];
+                    handles[i] = GCHandle.Alloc(outputs[i], GCHandleType.Pinned);
+                    ptrs[i] = (float*)handles[i].AddrOfPinnedObject();
+                    caps[i] = (UIntPtr)outputs[i].Length;
+                }
+                fixed (float* x = images)
+                {
+                    Errors.Check(NativeMethods.patchcore_aggregator_forward_all(h, x, n, channels, height, width,
+                        ptrs, caps, (UIntPtr)shapes.Length, null));
+                }
+            }
+            finally
+            {
+                foreach (GCHandle g in handles)
+                {
+                    if (g.IsAllocated)
+                    {
+                        g.Free();
+                    }
+                }
+            }
+            var maps = new FeatureMap[shapes.Length];
             for (int i = 0; i < maps.Length; i++)
             {
-                maps[i] = Forward(images, n, channels, height, width, i);
+                FeatureShape s = shapes[i];
+                maps[i] = new FeatureMap(outputs[i], n, s.Channels, s.Height, s.Width);
             }
             return maps;
         }

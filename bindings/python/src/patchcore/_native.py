@@ -127,6 +127,10 @@ _SIGNATURES = {
         c_int32,
         [_handle, _f32p, c_int64, c_int64, c_int64, c_int64, c_int32, _f32p, c_size_t, _sizep],
     ),
+    "patchcore_aggregator_forward_all": (
+        c_int32,
+        [_handle, _f32p, c_int64, c_int64, c_int64, c_int64, _f32pp, _sizep, c_size_t, _sizep],
+    ),
     # embedding
     "patchcore_embed": (
         c_int32,

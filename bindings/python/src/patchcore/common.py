@@ -24,6 +24,7 @@ place; others are converted with ``np.ascontiguousarray`` (a copy).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import shutil
@@ -533,13 +534,14 @@ class NetworkFeatureAggregator(Owned):
         x = as_float32(images, "images", ndim=4)
         h = self._h
         lib = _native.lib()
-        outputs = {}
-        for i, (name, (c, hh, ww)) in enumerate(zip(self.layers_to_extract_from, self.feature_shapes(x.shape[1:]))):
-            out = np.empty((x.shape[0], c, hh, ww), dtype=np.float32)
-            _native.check(lib.patchcore_aggregator_forward(
-                h, f32(x), *x.shape, i, f32(out), out.size, None))
-            outputs[name] = like_input(out, images)
-        return outputs
+        shapes = self.feature_shapes(x.shape[1:])
+        outs = [np.empty((x.shape[0], c, hh, ww), dtype=np.float32) for c, hh, ww in shapes]
+        n = len(outs)
+        ptrs = (ctypes.POINTER(ctypes.c_float) * n)(*[f32(o) for o in outs])
+        caps = (ctypes.c_size_t * n)(*[o.size for o in outs])
+        # One backbone run fills every layer's buffer.
+        _native.check(lib.patchcore_aggregator_forward_all(h, f32(x), *x.shape, ptrs, caps, n, None))
+        return {name: like_input(o, images) for name, o in zip(self.layers_to_extract_from, outs)}
 
     __call__ = forward
 
