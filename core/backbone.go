@@ -30,7 +30,6 @@ func BackboneFromFile(path string) BackboneSource { return BackboneSource{path: 
 // NewNetworkFeatureAggregator runs.
 func BackboneFromBytes(b []byte) BackboneSource { return BackboneSource{data: b, isBytes: true} }
 
-// String describes the source for error messages.
 // IsZero reports whether no backbone was given (a features-only model).
 func (s BackboneSource) IsZero() bool { return s.path == "" && !s.isBytes }
 
@@ -64,6 +63,7 @@ func (s BackboneSource) SHA256() (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
+// String describes the source for error messages.
 func (s BackboneSource) String() string {
 	if s.isBytes {
 		return fmt.Sprintf("ONNX model bytes (%d)", len(s.data))
