@@ -26,9 +26,10 @@ typedef const patchcore_aggregator pc_caggregator;
 typedef const patchcore_scorer pc_cscorer;
 typedef const patchcore_segmentor pc_csegmentor;
 
-/* Handles are registry ids dressed as pointers. The casts live here so that Go code never
- * turns an integer into an unsafe.Pointer. */
-static inline uintptr_t pc_handle_id(const void* h) { return (uintptr_t)h; }
+/* Handles are registry ids dressed as pointers. The id -> handle casts live here so that Go
+ * code never turns an integer into an unsafe.Pointer; the handle -> id direction is a
+ * plain uintptr conversion in Go (capi/convert.go handleID), which keeps a caller's made-up
+ * handle away from cgo's pointer checks. */
 static inline patchcore_config* pc_config_handle(uintptr_t id) { return (patchcore_config*)id; }
 static inline patchcore_model* pc_model_handle(uintptr_t id) { return (patchcore_model*)id; }
 static inline patchcore_aggregator* pc_aggregator_handle(uintptr_t id) { return (patchcore_aggregator*)id; }

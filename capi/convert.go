@@ -22,8 +22,11 @@ const maxElements = 1 << 40
 // maxLayers bounds the number of feature layers of a model or an embedding call.
 const maxLayers = 16
 
-// handleID is the registry id a handle carries.
-func handleID(h unsafe.Pointer) uintptr { return uintptr(C.pc_handle_id(h)) }
+// handleID is the registry id a handle carries. It is read in Go, never passed to a C
+// helper: cgo checks every pointer argument of a C call, and a made-up handle that happens
+// to be the address of a Go object holding pointers would make that check panic instead
+// of the lookup reporting INVALID_HANDLE.
+func handleID(h unsafe.Pointer) uintptr { return uintptr(h) }
 
 // size multiplies dimensions for an element count: each must be positive, and the product
 // at most maxElements (OUT_OF_MEMORY otherwise, without overflowing).

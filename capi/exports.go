@@ -104,16 +104,8 @@ func patchcore_config_create(out **C.patchcore_config) (status C.int32_t) {
 }
 
 //export patchcore_config_free
-func patchcore_config_free(cfg *C.patchcore_config) (status C.int32_t) {
-	c := call{fn: "patchcore_config_free"}
-	defer c.guard(&status)
-	if cfg == nil {
-		return statusOK
-	}
-	if _, err := c.take(handleID(unsafe.Pointer(cfg)), kindConfig); err != nil {
-		return c.fail(err)
-	}
-	return statusOK
+func patchcore_config_free(cfg *C.patchcore_config) C.int32_t {
+	return freeHandle("patchcore_config_free", unsafe.Pointer(cfg), kindConfig)
 }
 
 //export patchcore_config_set_int
@@ -231,20 +223,8 @@ func patchcore_model_create(cfg *C.pc_cconfig, out **C.patchcore_model) (status 
 }
 
 //export patchcore_model_free
-func patchcore_model_free(model *C.patchcore_model) (status C.int32_t) {
-	c := call{fn: "patchcore_model_free"}
-	defer c.guard(&status)
-	if model == nil {
-		return statusOK
-	}
-	obj, err := c.take(handleID(unsafe.Pointer(model)), kindModel)
-	if err != nil {
-		return c.fail(err)
-	}
-	if err := obj.(*core.Model).Close(); err != nil {
-		return c.fail(err)
-	}
-	return statusOK
+func patchcore_model_free(model *C.patchcore_model) C.int32_t {
+	return freeHandle("patchcore_model_free", unsafe.Pointer(model), kindModel)
 }
 
 //export patchcore_model_add_images
@@ -668,18 +648,8 @@ func patchcore_aggregator_create(onnxPath *C.pc_cchar, onnxBytes *C.pc_cvoid, nB
 }
 
 //export patchcore_aggregator_free
-func patchcore_aggregator_free(aggregator *C.patchcore_aggregator) (status C.int32_t) {
-	c := call{fn: "patchcore_aggregator_free"}
-	defer c.guard(&status)
-	if aggregator == nil {
-		return statusOK
-	}
-	obj, err := c.take(handleID(unsafe.Pointer(aggregator)), kindAggregator)
-	if err != nil {
-		return c.fail(err)
-	}
-	obj.(*core.NetworkFeatureAggregator).Close()
-	return statusOK
+func patchcore_aggregator_free(aggregator *C.patchcore_aggregator) C.int32_t {
+	return freeHandle("patchcore_aggregator_free", unsafe.Pointer(aggregator), kindAggregator)
 }
 
 //export patchcore_aggregator_feature_shapes
@@ -920,20 +890,8 @@ func patchcore_scorer_create(k, nnMethod, onGPU, numWorkers C.int32_t, out **C.p
 }
 
 //export patchcore_scorer_free
-func patchcore_scorer_free(scorer *C.patchcore_scorer) (status C.int32_t) {
-	c := call{fn: "patchcore_scorer_free"}
-	defer c.guard(&status)
-	if scorer == nil {
-		return statusOK
-	}
-	obj, err := c.take(handleID(unsafe.Pointer(scorer)), kindScorer)
-	if err != nil {
-		return c.fail(err)
-	}
-	if err := obj.(*core.NearestNeighbourScorer).Close(); err != nil {
-		return c.fail(err)
-	}
-	return statusOK
+func patchcore_scorer_free(scorer *C.patchcore_scorer) C.int32_t {
+	return freeHandle("patchcore_scorer_free", unsafe.Pointer(scorer), kindScorer)
 }
 
 //export patchcore_scorer_fit
@@ -1052,16 +1010,8 @@ func patchcore_segmentor_create(targetHeight, targetWidth C.int32_t, sigma C.dou
 }
 
 //export patchcore_segmentor_free
-func patchcore_segmentor_free(segmentor *C.patchcore_segmentor) (status C.int32_t) {
-	c := call{fn: "patchcore_segmentor_free"}
-	defer c.guard(&status)
-	if segmentor == nil {
-		return statusOK
-	}
-	if _, err := c.take(handleID(unsafe.Pointer(segmentor)), kindSegmentor); err != nil {
-		return c.fail(err)
-	}
-	return statusOK
+func patchcore_segmentor_free(segmentor *C.patchcore_segmentor) C.int32_t {
+	return freeHandle("patchcore_segmentor_free", unsafe.Pointer(segmentor), kindSegmentor)
 }
 
 //export patchcore_segmentor_convert
@@ -1092,5 +1042,26 @@ func patchcore_segmentor_convert(segmentor *C.pc_csegmentor, patchScores *C.pc_c
 		return c.fail(err)
 	}
 	copy(floatsOut(out, needed), maps.Data)
+	return statusOK
+}
+
+// freeHandle implements the _free exports: NULL is a no-op; otherwise the id leaves the
+// registry (later use is INVALID_HANDLE), calls already running finish first, and the
+// object's resources are released.
+func freeHandle(fn string, handle unsafe.Pointer, k kind) (status C.int32_t) {
+	c := call{fn: fn}
+	defer c.guard(&status)
+	if handle == nil {
+		return statusOK
+	}
+	obj, err := c.take(handleID(handle), k)
+	if err != nil {
+		return c.fail(err)
+	}
+	if closer, ok := obj.(interface{ Close() error }); ok {
+		if err := closer.Close(); err != nil {
+			return c.fail(err)
+		}
+	}
 	return statusOK
 }

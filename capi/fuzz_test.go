@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"math/big"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	ct "github.com/libpatchcore/libpatchcore/capi/cgotest"
@@ -36,13 +38,16 @@ func FuzzCAPI(f *testing.F) {
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, prog []byte) {
+		defer watchdog(fuzzTimeLimit())()
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		r := &runner{t: t, p: program{b: prog}, dir: dir}
 		defer r.arena.free()
 		defer ct.SetNumThreads(0)
-		for steps := 0; steps < 48 && len(r.p.b) > 0; steps++ {
-			r.step()
+		for calls := 0; calls < 48 && len(r.p.b) > 0; {
+			if r.step() {
+				calls++
+			}
 		}
 		r.freeAll()
 		if n := liveHandles(); n != 0 {
@@ -51,9 +56,32 @@ func FuzzCAPI(f *testing.F) {
 	})
 }
 
+// fuzzTimeLimit is the time one fuzz input may take: $PATCHCORE_FUZZ_TIMEOUT (a Go
+// duration), 20 s by default.
+func fuzzTimeLimit() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("PATCHCORE_FUZZ_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	return 20 * time.Second
+}
+
+// watchdog turns a hang into a crash the fuzzer records: unless the returned stop is called
+// within d, it prints every goroutine's stack and panics (Go's fuzzer has no time limit per
+// input of its own).
+func watchdog(d time.Duration) (stop func()) {
+	timer := time.AfterFunc(d, func() {
+		buf := make([]byte, 1<<22)
+		buf = buf[:runtime.Stack(buf, true)]
+		os.Stderr.Write(buf)
+		panic(fmt.Sprintf("fuzz input still running after %v", d))
+	})
+	return func() { timer.Stop() }
+}
+
 // Ops of a fuzz program, one byte each; their arguments follow.
 const (
-	opConfigCreate = iota
+	opNop = iota // zero bytes between calls do nothing
+	opConfigCreate
 	opConfigFree
 	opConfigSetInt
 	opConfigSetFloat
@@ -92,26 +120,28 @@ const (
 )
 
 // fuzzSeeds are programs of honest calls (zero argument bytes mean "the typical valid
-// choice"): the full features-only lifecycle, a backbone model on images, a scorer, a
-// segmentor, the embedding functions and an aggregator.
+// choice", and zero bytes left over are no-ops): the features-only lifecycle, a backbone
+// model on images, a scorer, a segmentor, the embedding functions and an aggregator.
 func fuzzSeeds() [][]byte {
-	ops := func(o ...int) []byte {
+	prog := func(calls ...[]byte) []byte {
 		var b []byte
-		for _, x := range o {
-			b = append(b, byte(x))
-			b = append(b, make([]byte, 12)...) // zero arguments
+		for _, c := range calls {
+			b = append(append(b, c...), make([]byte, 16)...) // the rest of the arguments: zeros
 		}
 		return b
 	}
-	small := []int{opConfigCreate, opConfigSetInt} // first settable key: RESIZE = 1
+	op := func(o int, args ...byte) []byte { return append([]byte{byte(o)}, args...) }
+	rLayer := op(opConfigSetLayers, 0, 100) // newest config, one layer "R"
 	return [][]byte{
-		ops(append(small, opConfigSetLayers, opModelCreate, opModelAddFeatures, opModelFit, opModelPredictFeatures,
-			opModelBufferRoundTrip, opModelPredictFeatures, opModelGet, opModelCalibrateScores, opModelNormalizeSegment,
-			opModelSaveLoad, opModelFree, opModelPredictFeatures, opConfigFree)...),
-		ops(opConfigCreate, opConfigSetBackbone, opConfigSetLayers, opModelCreate, opModelAddImages, opModelFit, opModelPredict, opModelMapSize),
-		ops(opScorerCreate, opScorerFit, opScorerPredict, opScorerFree, opScorerPredict),
-		ops(opSegmentorCreate, opSegmentorConvert, opEmbed, opPool, opLastError, opSetNumThreads),
-		ops(opAggregatorCreate, opAggregatorForward, opAggregatorFree),
+		prog(op(opConfigCreate), op(opConfigSetLayers), op(opModelCreate), op(opModelAddFeatures), op(opModelFit),
+			op(opModelPredictFeatures), op(opModelPredictFeatures, 0, 0, 0, 0, 0, 1), op(opModelBufferRoundTrip),
+			op(opModelPredictFeatures), op(opModelGet), op(opModelCalibrateScores), op(opModelNormalizeSegment),
+			op(opModelSaveLoad), op(opModelFree), op(opModelPredictFeatures), op(opConfigFree)),
+		prog(op(opConfigCreate), op(opConfigSetBackbone), rLayer, op(opModelCreate), op(opModelAddImages), op(opModelFit),
+			op(opModelPredict), op(opModelPredict, 0, 0, 3, 3, 1, 2, 1), op(opModelMapSize)),
+		prog(op(opScorerCreate), op(opScorerFit), op(opScorerPredict), op(opScorerFree), op(opScorerPredict)),
+		prog(op(opSegmentorCreate), op(opSegmentorConvert), op(opEmbed), op(opPool), op(opLastError), op(opSetNumThreads)),
+		prog(op(opAggregatorCreate, 0, 100), op(opAggregatorForward, 0, 0, 0, 3, 3), op(opAggregatorFree)),
 	}
 }
 
@@ -286,7 +316,7 @@ func (r *runner) created(fn string, st int32, h ct.Handle, k kind, scorerK int64
 
 // Keys of the settings, and the largest value of each the fuzzer sends (larger legal
 // values would allocate more than a fuzz worker should; larger illegal ones are sent).
-var intKeys = []struct {
+var fuzzIntKeys = []struct {
 	key      int32
 	lo, hi   int64 // documented range
 	safeHigh int64
@@ -300,7 +330,7 @@ var intKeys = []struct {
 
 var intValues = []int64{-1, 0, 1, 2, 3, 4, 5, 7, 8, 16, 63, 64, 65, 4097, 32769, 65537, 1 << 31, math.MaxInt64, math.MinInt64}
 
-var floatValues = []float64{0, 0.1, 0.5, 0.99, 1, -0.5, 4, 64, 64.5, 1e300, math.NaN(), math.Inf(1), math.Inf(-1), -0.0, 1e-300}
+var floatValues = []float64{0.5, 0, 0.1, 0.99, 1, -0.5, 4, 64, 64.5, 1e300, math.NaN(), math.Inf(1), math.Inf(-1), -0.0, 1e-300}
 
 var strValues = []*string{ct.S("identity"), ct.S("random"), ct.S("greedy_coreset"), ct.S("approx_greedy_coreset"), ct.S("cpu"),
 	ct.S("cuda"), ct.S("cuda:1"), ct.S(""), nil, ct.S("/nonexistent/backbone.onnx"), ct.S("kmeans"), ct.S("\xff\xfe"), ct.S(strings.Repeat("x", 5000))}
@@ -326,20 +356,25 @@ var tinyONNX = func() [][]byte {
 	return [][]byte{dyn, model([]any{1, 3, 4, 4}, false), model([]any{"batch", 3, "h", "w"}, true), dyn[:len(dyn)/2], []byte("not onnx")}
 }()
 
-var layerNames = []*string{ct.S("a"), ct.S("b"), ct.S("R"), ct.S("F"), ct.S("X"), ct.S(""), nil, ct.S("layer2")}
+var layerNames = []*string{ct.S("a"), ct.S("b"), ct.S("c"), ct.S("R"), ct.S("F"), ct.S("X"), ct.S(""), nil, ct.S("layer2")}
 
-// names builds a layer-name argument: count honest (1..3 names) or a refused count.
+// names builds a layer-name argument: "a", "b", "c" (1..3 of them, the features-only
+// layers), "R" (the tiny backbones' layer) or random names; the count is honest or one the
+// limits refuse.
 func (r *runner) names() ([]*string, uint64) {
 	b := r.p.u8()
 	n := 1 + int(b%3)
+	if b >= 100 && b < 200 {
+		n = 1
+	}
 	out := make([]*string, n)
 	for i := range out {
-		if b < 200 {
-			out[i] = layerNames[(i+int(b/3))%2] // "a", "b" or "b", "a"
-			if b%3 == 0 && b/3%4 == 2 {
-				out[i] = ct.S("R")
-			}
-		} else {
+		switch {
+		case b < 100:
+			out[i] = layerNames[i]
+		case b < 200:
+			out[i] = ct.S("R")
+		default:
 			out[i] = layerNames[int(r.p.u8())%len(layerNames)]
 		}
 	}
@@ -482,9 +517,12 @@ func (r *runner) mapSize(h ct.Handle) int {
 	return int(n)
 }
 
-func (r *runner) step() {
+// step decodes and makes one call; it reports whether the op was not a no-op.
+func (r *runner) step() bool {
 	t := r.t
 	switch op := int(r.p.u8()) % opCount; op {
+	case opNop:
+		return false
 	case opConfigCreate:
 		var h ct.Handle
 		st := ct.ConfigCreate(&h)
@@ -503,14 +541,14 @@ func (r *runner) step() {
 		r.check("patchcore_config_free", ct.ConfigFree(h))
 	case opConfigSetInt:
 		h, _ := r.handle(kindConfig)
-		k := intKeys[int(r.p.u8())%len(intKeys)]
+		k := fuzzIntKeys[int(r.p.u8())%len(fuzzIntKeys)]
 		b := r.p.u8()
 		v := intValues[int(b)%len(intValues)]
 		if b >= 200 {
 			v = int64(r.p.u64())
 		}
 		if v >= k.lo && v <= k.hi && v > k.safeHigh {
-			return // legal but larger than a fuzz worker should allocate
+			return true // legal but larger than a fuzz worker should allocate
 		}
 		r.check("patchcore_config_set_int", ct.ConfigSetInt(h, k.key, v))
 	case opConfigSetFloat:
@@ -573,7 +611,7 @@ func (r *runner) step() {
 		h, _ := r.handle(kindModel)
 		maps, shapes, n, ok := r.layers()
 		if !ok {
-			return
+			return true
 		}
 		c, _ := classify(shapes[:4]...)
 		batch := 0
@@ -596,12 +634,12 @@ func (r *runner) step() {
 		var need uint64
 		st := r.check("patchcore_model_save_to_buffer", ct.ModelSaveToBuffer(h, nil, 0, &need))
 		if st != ct.BufferTooSmall || need == 0 || need > 1<<24 {
-			return
+			return true
 		}
 		capacity := need - uint64(r.p.u8()%2)
 		buf := r.arena.bytes(t, int(capacity))
 		if r.check("patchcore_model_save_to_buffer", ct.ModelSaveToBuffer(h, buf, capacity, nil)) != ct.OK {
-			return
+			return true
 		}
 		if b := r.p.u8(); b >= 128 {
 			buf[int(r.p.u64()%capacity)] ^= 1 << (b % 8)
@@ -611,12 +649,15 @@ func (r *runner) step() {
 		r.created("patchcore_model_load_from_buffer", ct.ModelLoadFromBuffer(buf, size, nil, &m), m, kindModel, 0)
 	case opModelGet:
 		h, _ := r.handle(kindModel)
-		key := int32(r.p.u8()) - 10
+		key := int32(r.p.u8())
+		if key < 128 {
+			key = []int32{ct.ParamImageSize, ct.ParamBankRows, ct.ParamThreshold, ct.ParamSigma, ct.ParamGridHeight}[key%5]
+		}
 		var iv int64
 		var fv float64
 		if r.p.u8()%8 == 7 {
 			r.check("patchcore_model_get_int", ct.ModelGetInt(h, key, nil))
-			return
+			return true
 		}
 		r.check("patchcore_model_get_int", ct.ModelGetInt(h, key, &iv))
 		r.check("patchcore_model_get_float", ct.ModelGetFloat(h, key, &fv))
@@ -637,7 +678,7 @@ func (r *runner) step() {
 			count = []uint64{0, 1<<40 + 1, math.MaxUint64}[b%3]
 			scores, labels = scores[:1], nil
 		}
-		method := int32(r.p.u8()%5) - 1
+		method := []int32{ct.CalibrateQuantile, ct.CalibrateMeanStd, ct.CalibrateF1, -1, 3}[r.p.u8()%5]
 		r.check("patchcore_model_calibrate_scores", ct.ModelCalibrateScores(h, scores, labels, count, method, floatValues[int(r.p.u8())%len(floatValues)], new(float32)))
 	case opModelNormalizeSegment:
 		h, _ := r.handle(kindModel)
@@ -661,7 +702,7 @@ func (r *runner) step() {
 		}
 	case opModelSaveLoad:
 		h, _ := r.handle(kindModel)
-		path := []*string{ct.S(filepath.Join(r.dir, "m.pcm")), ct.S(filepath.Join(r.dir, "missing", "m.pcm")), ct.S(""), nil, ct.S(r.dir)}[r.p.u8()%5]
+		path := []*string{ct.S(filepath.Join(r.dir, "m.pcm")), ct.S(filepath.Join(r.dir, "missing", "m.pcm")), nil, ct.S(r.dir)}[r.p.u8()%4]
 		r.check("patchcore_model_save", ct.ModelSave(h, path))
 		var m ct.Handle = 5
 		r.created("patchcore_model_load", ct.ModelLoad(path, nil, &m), m, kindModel, 0)
@@ -689,7 +730,7 @@ func (r *runner) step() {
 		n, d := r.p.dim(), r.p.dim()
 		c, size := classify(n, d)
 		if c == tooLarge {
-			return
+			return true
 		}
 		k := max(s.k, 1)
 		if c == honest {
@@ -698,8 +739,6 @@ func (r *runner) step() {
 			var idx []int64
 			if r.p.u8()%2 == 0 && s.k > 0 && s.k <= 8 {
 				dist, idx = r.arena.floats(t, int(n*k), 0), r.arena.int64s(t, make([]int64, n*k))
-			} else if s.k != k || s.k > 8 {
-				dist, idx = nil, nil
 			}
 			r.check("patchcore_scorer_predict", ct.ScorerPredict(h, r.arena.floats(t, size, 3), n, d, outs, dist, idx))
 		} else {
@@ -718,7 +757,7 @@ func (r *runner) step() {
 		n, ph, pw := r.p.dim(), r.p.dim(), r.p.dim()
 		c, size := classify(n, ph, pw)
 		if c == tooLarge {
-			return
+			return true
 		}
 		in := r.arena.floats(t, max(size, 1), 1)
 		// The output is n x target size; the fuzzer does not know the target: it offers
@@ -726,7 +765,7 @@ func (r *runner) step() {
 		var need uint64
 		st := r.check("patchcore_segmentor_convert", ct.SegmentorConvert(h, in, n, ph, pw, nil, 0, &need))
 		if c == refused || st != ct.BufferTooSmall || need > 1<<16 {
-			return
+			return true
 		}
 		capacity := need - uint64(r.p.u8()%2)
 		r.check("patchcore_segmentor_convert", ct.SegmentorConvert(h, in, n, ph, pw, r.arena.floats(t, int(capacity), 0), capacity, nil))
@@ -736,7 +775,7 @@ func (r *runner) step() {
 	case opEmbed:
 		maps, shapes, n, ok := r.layers()
 		if !ok {
-			return
+			return true
 		}
 		patch := []int32{3, 1, 5, 2, 0, 65}[r.p.u8()%6]
 		pre := []int32{8, 4, 16, 0, 65537}[r.p.u8()%5]
@@ -744,7 +783,7 @@ func (r *runner) step() {
 		var need uint64
 		st := r.check("patchcore_embed", ct.Embed(maps, shapes, n, patch, pre, target, nil, 0, &need))
 		if st != ct.BufferTooSmall || need > 1<<16 {
-			return
+			return true
 		}
 		capacity := need - uint64(r.p.u8()%2)
 		r.check("patchcore_embed", ct.Embed(maps, shapes, n, patch, pre, target, r.arena.floats(t, int(capacity), 0), capacity, nil))
@@ -770,14 +809,14 @@ func (r *runner) step() {
 		n, c, height, width := r.p.dim(), []int64{3, 3, 1, 0, -3}[r.p.u8()%5], r.p.dim(), r.p.dim()
 		class, size := classify(n, c, height, width)
 		if class == tooLarge {
-			return
+			return true
 		}
-		layer := int32(r.p.u8()%3) - 1
+		layer := []int32{0, 1, -1}[r.p.u8()%3]
 		var need uint64
 		in := r.arena.floats(t, max(size, 1), 4)
 		st := r.check("patchcore_aggregator_forward", ct.AggregatorForward(h, in, n, c, height, width, layer, nil, 0, &need))
 		if class == refused || st != ct.BufferTooSmall || need > 1<<16 {
-			return
+			return true
 		}
 		r.check("patchcore_aggregator_forward", ct.AggregatorForward(h, in, n, c, height, width, layer, r.arena.floats(t, int(need), 0), need, nil))
 		shapes := r.arena.int64s(t, make([]int64, 3))
@@ -798,6 +837,7 @@ func (r *runner) step() {
 	case opSetNumThreads:
 		r.check("patchcore_set_num_threads", ct.SetNumThreads([]int32{0, 1, 2, -1, 1025}[r.p.u8()%5]))
 	}
+	return true
 }
 
 // freeAll frees every handle the program made (already freed ones answer INVALID_HANDLE).

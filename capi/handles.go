@@ -30,15 +30,22 @@ type entry struct {
 	poisoned atomic.Bool
 }
 
+// firstID is the first handle id. A handle travels through Go code typed as a C pointer
+// (an export's *C.patchcore_model parameter, the result of pc_model_handle), and the Go
+// runtime aborts the process ("invalid pointer found on stack") when it copies a goroutine
+// stack holding a pointer-typed value in (0, 4096). Ids start well above that and stay far
+// below the addresses Go maps its heap at, so that the garbage collector ignores them.
+const firstID = 1 << 16
+
 // registry maps handle ids to entries. Ids only increase, so a stale id is never reused
 // and always detected.
 var registry = struct {
 	sync.Mutex
 	next    uintptr
 	entries map[uintptr]*entry
-}{entries: map[uintptr]*entry{}}
+}{next: firstID - 1, entries: map[uintptr]*entry{}}
 
-// register stores obj and returns its new id (never 0).
+// register stores obj and returns its new id (at least firstID, never 0).
 func register(k kind, obj any) uintptr {
 	registry.Lock()
 	defer registry.Unlock()

@@ -112,6 +112,10 @@ func TestConfigSetters(t *testing.T) {
 	expect(t, ct.ConfigSetBackboneBytes(c, []byte{1}, 0), ct.InvalidArgument, "patchcore_config_set_backbone_bytes", "size = 0")
 
 	var m ct.Handle
+	// The last device set is "cuda:1": a features-only model computes on the CPU, and this
+	// build has no GPU support, so asking for a GPU is refused, never silently ignored.
+	expect(t, ct.ModelCreate(c, &m), ct.Unsupported, "patchcore_model_create", `device "cuda:1"`)
+	expect(t, ct.ConfigSetString(c, ct.ParamDevice, ct.S("cpu")), ct.OK, "patchcore_config_set_string")
 	expect(t, ct.ModelCreate(c, &m), ct.OK, "patchcore_model_create") // features-only: no backbone
 	var v int64
 	var f float64

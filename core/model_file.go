@@ -172,8 +172,10 @@ func UnmarshalModel(b []byte, baseDir string, opts LoadOptions) (*Model, error) 
 		return nil, fmt.Errorf("%w: manifest is inconsistent (stride %d, distance %q, %d layer shapes for %d layers, grid %v, %d bank rows, k %d)",
 			ErrFormat, man.PatchStride, man.Distance, len(man.LayerShapes), len(man.Layers), man.Grid, man.BankRows, man.NumNN)
 	}
+	// The bank's size is checked by division: 4 * rows * dim can wrap around in 64 bits
+	// (e.g. 4 * 2^40 * 2^22 = 2^64 = 0) and would let an empty section pass for a huge bank.
 	bankBytes, ok := modelfile.Find(sections, tagBank)
-	if !ok || uint64(len(bankBytes)) != 4*uint64(man.BankRows)*uint64(man.TargetDim) {
+	if n := uint64(len(bankBytes)); !ok || n%4 != 0 || n/4%uint64(man.TargetDim) != 0 || n/4/uint64(man.TargetDim) != uint64(man.BankRows) {
 		return nil, fmt.Errorf("%w: memory bank section missing or not %d x %d float32", ErrFormat, man.BankRows, man.TargetDim)
 	}
 	bank := NewTensor(man.BankRows, man.TargetDim)
@@ -191,11 +193,14 @@ func UnmarshalModel(b []byte, baseDir string, opts LoadOptions) (*Model, error) 
 	} else if opts.BackbonePath != "" {
 		cfg.Backbone = BackboneFromFile(opts.BackbonePath)
 	} else if man.Backbone.File != "" {
+		// Save records the backbone's base name, and it is only ever looked up next to
+		// the model. Any other name is refused before it is opened: a crafted file must
+		// not make the host read another path (/dev/zero would never end).
 		p := man.Backbone.File
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(baseDir, p)
+		if p != filepath.Base(p) || p == "." || p == ".." || filepath.IsAbs(p) {
+			return nil, fmt.Errorf("%w: manifest names the backbone %q, not a file name", ErrFormat, p)
 		}
-		cfg.Backbone = BackboneFromFile(p)
+		cfg.Backbone = BackboneFromFile(filepath.Join(baseDir, p))
 	}
 	if !cfg.Backbone.IsZero() && man.Backbone.SHA256 != "" {
 		got, err := cfg.Backbone.SHA256()

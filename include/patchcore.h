@@ -303,7 +303,9 @@ PATCHCORE_API int32_t patchcore_model_free(patchcore_model* model);
  *                      pixels + i * height * stride, each HxWxC uint8 (C = channels); the
  *                      last row of the last image needs only width * channels bytes
  * @param[in] n_images  number of images (>= 1)
- * @param[in] width, height  image size in pixels (1..32768 each, at most 2^28 pixels)
+ * @param[in] width, height  image size in pixels (1..32768 each, at most 2^28 pixels; larger
+ *                      images are refused before any allocation; a 1x1 image is valid and
+ *                      is resized up like any other)
  * @param[in] stride    bytes per row (>= width * channels)
  * @param[in] channels  1 (gray, replicated), 3 or 4 (alpha ignored)
  * @param[in] pixel_format  PATCHCORE_PIXEL_RGB or PATCHCORE_PIXEL_BGR

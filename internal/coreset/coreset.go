@@ -158,6 +158,34 @@ func (p *Points) GreedyPlain(init []float32, k int) []int {
 	return sel
 }
 
+// workerPanic carries the first panic of the worker goroutines of one parallel call back
+// to the calling goroutine. A panic left in a goroutine of its own kills the host process
+// (recover only works in the panicking goroutine); re-raised on the caller's goroutine
+// after every worker has stopped, it reaches the library's guards, which turn it into an
+// internal error.
+type workerPanic struct {
+	once  sync.Once
+	value any
+}
+
+// run calls fn, recording a panic instead of letting it unwind the goroutine.
+func (p *workerPanic) run(fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.once.Do(func() { p.value = r })
+		}
+	}()
+	fn()
+}
+
+// rethrow panics on the calling goroutine with the first recorded panic, if any. Call it
+// after the workers are done.
+func (p *workerPanic) rethrow() {
+	if p.value != nil {
+		panic(p.value)
+	}
+}
+
 // parallelRows splits [0, N) into one contiguous range per worker and runs fn on each.
 func (p *Points) parallelRows(fn func(lo, hi int)) {
 	w := min(p.workers, max(1, p.n/64))
@@ -166,11 +194,13 @@ func (p *Points) parallelRows(fn func(lo, hi int)) {
 		return
 	}
 	var wg sync.WaitGroup
+	var failed workerPanic
 	for k := 0; k < w; k++ {
 		lo, hi := p.n*k/w, p.n*(k+1)/w
-		wg.Go(func() { fn(lo, hi) })
+		wg.Go(func() { failed.run(func() { fn(lo, hi) }) })
 	}
 	wg.Wait()
+	failed.rethrow()
 }
 
 // parallelChunks covers [0, n) with calls fn(worker, lo, hi) on ranges of at most chunk
@@ -193,9 +223,11 @@ func parallelChunks(n, workers, chunk int, fn func(worker, lo, hi int)) {
 		}
 	}
 	var wg sync.WaitGroup
+	var failed workerPanic
 	for k := 1; k < w; k++ {
-		wg.Go(func() { run(k) })
+		wg.Go(func() { failed.run(func() { run(k) }) })
 	}
-	run(0)
+	failed.run(func() { run(0) })
 	wg.Wait()
+	failed.rethrow()
 }
