@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 )
 
 // ImageSource yields the images of a fit or predict run one at a time, so that a large
@@ -61,7 +62,7 @@ func (m *Model) AddImages(images ImageSource, progress Progress) (err error) {
 	}
 	before := len(m.pending)
 	err = m.forEachBatch(images, func(start int, layers []Tensor) error {
-		if err := m.appendPending(layers); err != nil {
+		if err := m.appendPending(layers, n-start); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -87,7 +88,7 @@ func (m *Model) AddFeatures(layers []Tensor) (err error) {
 	if _, err := m.checkLayers(layers); err != nil {
 		return err
 	}
-	return m.appendPending(layers)
+	return m.appendPending(layers, layers[0].Shape[0])
 }
 
 // FitFeatures builds the memory bank from host-computed feature maps: AddFeatures
@@ -118,8 +119,11 @@ func (m *Model) FinishFit() (err error) {
 	return nil
 }
 
-// appendPending embeds one batch and appends it to the pending set. Lock held.
-func (m *Model) appendPending(layers []Tensor) error {
+// appendPending embeds one batch and appends it to the pending set; remaining is the
+// number of images still to come including this batch, so that the pending buffer grows
+// once to its final size instead of doubling (the embeddings dominate a fit's memory).
+// Lock held.
+func (m *Model) appendPending(layers []Tensor, remaining int) error {
 	emb, gh, gw, err := Embed(layers, m.embedConfig(), nil)
 	if err != nil {
 		return err
@@ -129,6 +133,9 @@ func (m *Model) appendPending(layers []Tensor) error {
 	}
 	m.rememberLayerDims(layers)
 	m.pendingGrid = [2]int{gh, gw}
+	if perImage := len(emb.Data) / layers[0].Shape[0]; cap(m.pending)-len(m.pending) < len(emb.Data) {
+		m.pending = slices.Grow(m.pending, perImage*remaining)
+	}
 	m.pending = append(m.pending, emb.Data...)
 	return nil
 }
