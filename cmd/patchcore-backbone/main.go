@@ -32,6 +32,7 @@ import (
 	"strings"
 
 	"github.com/libpatchcore/libpatchcore/internal/errs"
+	"github.com/libpatchcore/libpatchcore/internal/modelfile"
 	"github.com/libpatchcore/libpatchcore/internal/onnxbuild"
 	"github.com/libpatchcore/libpatchcore/internal/tfjs"
 )
@@ -240,31 +241,15 @@ func packageVersion(path string) string {
 	return ""
 }
 
-// writeFileAtomic writes data to a temporary file in the target directory and renames
-// it into place, so readers never see a partial file.
+// writeFileAtomic writes data to path through modelfile.WriteFileAtomic (temporary file,
+// fsync, rename), creating the directory first, so a reader never sees a partial file.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("%w: create %s: %v", errs.ErrIO, dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("%w: create temporary file in %s: %v", errs.ErrIO, dir, err)
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("%w: write %s: %v", errs.ErrIO, path, werr)
+	if err := modelfile.WriteFileAtomic(path, data); err != nil {
+		return fmt.Errorf("%w: write %s: %v", errs.ErrIO, path, err)
 	}
 	return nil
 }
