@@ -96,21 +96,36 @@ env -u PATCHCORE_ORT_LIBRARY "$tmp/consumer-pc" "$onnx" block_10_expand_relu
 # ------------------------------------------------------------------------------ 6
 if command -v valgrind > /dev/null; then
   step "valgrind memcheck on the examples"
+  # vg NAME [valgrind options --] PROGRAM ARGS...
   vg() {
     local name=$1
     shift
-    if ! valgrind --quiet --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=99 \
+    local extra=()
+    if [ "${1:-}" != "${1#--}" ]; then
+      while [ "$1" != -- ]; do
+        extra+=("$1")
+        shift
+      done
+      shift
+    fi
+    if ! valgrind --quiet "${extra[@]}" --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=99 \
         --suppressions=examples/c/valgrind-go.supp --log-file="$tmp/vg-$name.log" "$@" > "$tmp/vg-$name.out"; then
       cat "$tmp/vg-$name.log"
       die "valgrind: $name"
     fi
     echo "$name: no memory errors outside Go code, no definite leaks"
   }
-  vg features build/cmake/features
-  vg multithread build/cmake/multithread 2
+  vg features --track-origins=yes -- build/cmake/features
+  # Eight host threads drive eight goroutine stacks that the Go runtime keeps inside its own
+  # heap and switches between; memcheck takes those switches for ordinary stack-pointer moves
+  # and marks live Go memory undefined, so "uninitialised value" reports in this run are
+  # artefacts (seen on CI as a bcmp on outputs that matched the reference bit for bit).
+  # Definedness is therefore not tracked here; addressability and leaks still are, and the
+  # example itself NaN-fills every output so an unwritten element fails it without valgrind.
+  vg multithread --undef-value-errors=no -- build/cmake/multithread 2
   if [ "${PATCHCORE_VALGRIND_ALL:-0}" = 1 ]; then
     g=testdata/golden/mnv2
-    vg quickstart build/cmake/quickstart -l block_6_expand_relu,block_10_expand_relu -m 0.5,0.5,0.5 -s 0.5,0.5,0.5 \
+    vg quickstart --track-origins=yes -- build/cmake/quickstart -l block_6_expand_relu,block_10_expand_relu -m 0.5,0.5,0.5 -s 0.5,0.5,0.5 \
       -S identity "$g/nsfwjs_mnv2_block6er_block10er_pm1.onnx" build/cmake/mnv2-train "$g/png/test_stain_000.png"
   fi
 else

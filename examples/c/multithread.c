@@ -2,11 +2,14 @@
  * multithread.c - 8 POSIX threads predict concurrently on one fitted model (predict is
  * allowed to run concurrently; see "Threading" in patchcore.h). Each thread scores the
  * same feature maps repeatedly and checks that its scores and anomaly maps are
- * bit-identical to a single-threaded run. A features-only model keeps the example
- * independent of any backbone file.
+ * bit-identical to a single-threaded run. Every output buffer is filled with NaN before
+ * each call, so an element that predict failed to write shows up as a difference (or, in
+ * the single-threaded reference, as a non-finite value). A features-only model keeps the
+ * example independent of any backbone file.
  *
  *   multithread [ITERATIONS]     (default 10 per thread; exit status 0 on success)
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +42,16 @@ static float next_float(void) {
   rng_state ^= rng_state >> 17;
   rng_state ^= rng_state << 5;
   return (float)(rng_state >> 8) / 16777216.0f;
+}
+
+static void fill_nan(float* x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = NAN;
+}
+
+static int all_finite(const float* x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return 0;
+  return 1;
 }
 
 static float* random_floats(size_t n) {
@@ -76,6 +89,8 @@ static void* run_worker(void* arg) {
     return NULL;
   }
   for (int it = 0; it < s->iterations && !w->failed; it++) {
+    fill_nan(scores, N);
+    fill_nan(maps, n_maps);
     int32_t st = patchcore_model_predict_features(s->model, s->layers, s->shapes, 2, scores, maps, n_maps, NULL);
     if (st != PATCHCORE_OK) {
       report("patchcore_model_predict_features (worker)", st);
@@ -141,7 +156,14 @@ int main(int argc, char** argv) {
     rc = 1;
     goto done;
   }
+  fill_nan(want_scores, N);
+  fill_nan(want_maps, N * shared.map_size);
   CHECK(patchcore_model_predict_features(model, shared.layers, shared.shapes, 2, want_scores, want_maps, N * shared.map_size, NULL));
+  if (!all_finite(want_scores, N) || !all_finite(want_maps, N * shared.map_size)) {
+    fprintf(stderr, "multithread: the single-threaded prediction left outputs unwritten or non-finite\n");
+    rc = 1;
+    goto done;
+  }
   shared.want_scores = want_scores;
   shared.want_maps = want_maps;
   shared.iterations = iterations;
