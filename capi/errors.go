@@ -132,6 +132,8 @@ func statusOf(err error) C.int32_t {
 		return statusUnsupported
 	case errors.Is(err, core.ErrBackend):
 		return statusBackend
+	case errors.Is(err, core.ErrOutOfMemory):
+		return statusOutOfMemory
 	default:
 		return statusInternal
 	}

@@ -19,4 +19,6 @@ var (
 	ErrBackend = errs.ErrBackend
 	// ErrInternal: a bug in the library (an invariant broke, a panic was recovered).
 	ErrInternal = errs.ErrInternal
+	// ErrOutOfMemory: the operating system refused memory the call needs.
+	ErrOutOfMemory = errs.ErrOutOfMemory
 )

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/libpatchcore/libpatchcore/internal/offheap"
 	"github.com/libpatchcore/libpatchcore/internal/ort"
 )
 
@@ -134,7 +135,7 @@ type Model struct {
 	gridH       int
 	gridW       int
 	calib       Calibration
-	pending     []float32 // embeddings added since the last fit
+	pending     offheap.Floats // embeddings added since the last fit, outside the Go heap
 	pendingGrid [2]int
 	fitted      bool
 	closed      bool
@@ -217,6 +218,7 @@ func (m *Model) Close() error {
 	}
 	m.closed = true
 	m.fitted = false
+	m.pending.Free()
 	if m.scorer != nil {
 		m.scorer.Close()
 		m.scorer = nil

@@ -2,7 +2,8 @@ package core
 
 import (
 	"fmt"
-	"slices"
+
+	"github.com/libpatchcore/libpatchcore/internal/ort"
 )
 
 // ImageSource yields the images of a fit or predict run one at a time, so that a large
@@ -60,7 +61,11 @@ func (m *Model) AddImages(images ImageSource, progress Progress) (err error) {
 	if n == 0 {
 		return fmt.Errorf("%w: no training images", ErrInvalidArgument)
 	}
-	before := len(m.pending)
+	// The C heap keeps the batches' freed activations mapped until told otherwise; the
+	// coreset that follows is the fit's memory peak. (Predict keeps them: its next call
+	// reuses them.)
+	defer ort.ReleaseFreedMemory()
+	before := m.pending.Len()
 	err = m.forEachBatch(images, func(start int, layers []Tensor) error {
 		if err := m.appendPending(layers, n-start); err != nil {
 			return err
@@ -71,7 +76,7 @@ func (m *Model) AddImages(images ImageSource, progress Progress) (err error) {
 		return nil
 	})
 	if err != nil {
-		m.pending = m.pending[:before] // all or nothing
+		m.pending.Truncate(before) // all or nothing
 	}
 	return err
 }
@@ -109,34 +114,53 @@ func (m *Model) FinishFit() (err error) {
 	if err := m.usable(); err != nil {
 		return err
 	}
-	if len(m.pending) == 0 {
+	if m.pending.Len() == 0 {
 		return fmt.Errorf("%w: no training images or features were added", ErrState)
 	}
-	if err := m.buildBank(m.pending, m.pendingGrid[0], m.pendingGrid[1]); err != nil {
+	if err := m.buildBank(m.pending.Data(), m.pendingGrid[0], m.pendingGrid[1]); err != nil {
 		return err
 	}
-	m.pending, m.pendingGrid = nil, [2]int{}
+	m.pending.Free()
+	m.pendingGrid = [2]int{}
 	return nil
 }
 
-// appendPending embeds one batch and appends it to the pending set; remaining is the
-// number of images still to come including this batch, so that the pending buffer grows
-// once to its final size instead of doubling (the embeddings dominate a fit's memory).
-// Lock held.
+// appendPending embeds one batch straight into the pending set; remaining is the number
+// of images still to come including this batch, so that the pending buffer grows once to
+// its final size instead of doubling. The embeddings dominate a fit's memory: they live
+// outside the Go heap (not counted twice by the garbage collector's growth target) and
+// are written there without an intermediate copy. Lock held.
 func (m *Model) appendPending(layers []Tensor, remaining int) error {
-	emb, gh, gw, err := Embed(layers, m.embedConfig(), nil)
+	if len(layers) == 0 || len(layers[0].Shape) != 4 {
+		return fmt.Errorf("%w: feature maps must be [B,C,H,W]", ErrInvalidArgument)
+	}
+	cfg := m.embedConfig()
+	pm := PatchMaker{PatchSize: cfg.PatchSize, Stride: cfg.Stride}
+	gh, err := pm.GridSize(layers[0].Shape[2])
 	if err != nil {
 		return err
 	}
-	if len(m.pending) > 0 && (gh != m.pendingGrid[0] || gw != m.pendingGrid[1]) {
+	gw, err := pm.GridSize(layers[0].Shape[3])
+	if err != nil {
+		return err
+	}
+	if m.pending.Len() > 0 && (gh != m.pendingGrid[0] || gw != m.pendingGrid[1]) {
 		return fmt.Errorf("%w: feature maps give a %dx%d patch grid, earlier ones %dx%d", ErrInvalidArgument, gh, gw, m.pendingGrid[0], m.pendingGrid[1])
 	}
+	need, err := CheckedSize([]int{remaining, gh, gw, cfg.TargetEmbedDim})
+	if err != nil {
+		return err
+	}
+	if err := m.pending.Reserve(need); err != nil {
+		return fmt.Errorf("keeping the embeddings of %d more images: %w", remaining, err)
+	}
+	emb, _, _, err := Embed(layers, cfg, m.pending.Spare())
+	if err != nil {
+		return err
+	}
+	m.pending.Commit(len(emb.Data))
 	m.rememberLayerDims(layers)
 	m.pendingGrid = [2]int{gh, gw}
-	if perImage := len(emb.Data) / layers[0].Shape[0]; cap(m.pending)-len(m.pending) < len(emb.Data) {
-		m.pending = slices.Grow(m.pending, perImage*remaining)
-	}
-	m.pending = append(m.pending, emb.Data...)
 	return nil
 }
 
@@ -155,7 +179,11 @@ func (m *Model) buildBank(features []float32, gh, gw int) error {
 	if err != nil {
 		return err
 	}
-	bank = Tensor{Shape: bank.Shape, Data: append([]float32(nil), bank.Data...)}
+	if &bank.Data[0] == &features[0] {
+		// The identity sampler returns its input: the bank must not alias the pending
+		// buffer, which is unmapped after the fit.
+		bank = Tensor{Shape: bank.Shape, Data: append([]float32(nil), bank.Data...)}
+	}
 	scorer, err := m.newScorer()
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -285,5 +286,44 @@ func TestModelCalibration(t *testing.T) {
 	defer m2.Close()
 	if m2.Calibration() != c {
 		t.Fatalf("calibration after load %+v, want %+v", m2.Calibration(), c)
+	}
+}
+
+// The pending embeddings live outside the Go heap (internal/offheap): adding ~50 MB of
+// them leaves the Go heap about as it was, and fitting from them still works.
+func TestModelPendingEmbeddingsStayOffTheGoHeap(t *testing.T) {
+	m, err := NewModel(mnv2Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	layers := []Tensor{goldenTensor(t, "mnv2/block6_train.npy"), goldenTensor(t, "mnv2/block10_train.npy")}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for range 8 {
+		if err := m.AddFeatures(layers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pendingBytes := uint64(m.pending.Len()) * 4
+	if pendingBytes < 40<<20 {
+		t.Fatalf("only %d bytes pending", pendingBytes)
+	}
+	if grew := int64(heap()) - int64(before); grew > int64(pendingBytes)/4 {
+		t.Fatalf("the Go heap grew by %d bytes for %d bytes of pending embeddings", grew, pendingBytes)
+	}
+	if err := m.FinishFit(); err != nil {
+		t.Fatal(err)
+	}
+	if m.pending.Len() != 0 {
+		t.Fatal("pending embeddings kept after the fit")
+	}
+	if rows, _ := m.BankSize(); rows == 0 {
+		t.Fatal("empty bank")
 	}
 }

@@ -14,4 +14,5 @@ var (
 	ErrUnsupported     = errors.New("unsupported")
 	ErrBackend         = errors.New("backend error")
 	ErrInternal        = errors.New("internal error")
+	ErrOutOfMemory     = errors.New("out of memory")
 )

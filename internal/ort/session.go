@@ -11,7 +11,10 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 )
 
-// Options configure a session.
+// Options configure a session. Every session runs with full graph optimisation and without
+// ONNX Runtime's CPU memory arena: an arena keeps the largest activations it ever held (a
+// fit's batch of 8) for the session's lifetime, whereas freed memory can be handed back
+// (ReleaseFreedMemory).
 type Options struct {
 	// Threads is the number of intra-op threads; 0 lets ONNX Runtime choose (one per
 	// physical core). Inter-op parallelism is always 1 (nodes run one after another). The
@@ -131,7 +134,7 @@ func newSession(inputs, outputs []string, o Options, create func(*ortgo.SessionO
 		{"intra-op threads", func() error { return so.SetIntraOpNumThreads(o.Threads) }},
 		{"inter-op threads", func() error { return so.SetInterOpNumThreads(1) }},
 		{"graph optimisation level", func() error { return so.SetGraphOptimizationLevel(ortgo.GraphOptimizationLevelEnableAll) }},
-		{"CPU memory arena", func() error { return so.SetCpuMemArena(true) }},
+		{"CPU memory arena", func() error { return so.SetCpuMemArena(false) }},
 		{"thread spinning", func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") }},
 	}
 	if o.ExternalDataDir != "" {
@@ -153,6 +156,7 @@ func newSession(inputs, outputs []string, o Options, create func(*ortgo.SessionO
 		}
 	}
 	s, err := create(so)
+	ReleaseFreedMemory()
 	if err != nil {
 		return nil, fmt.Errorf("%w: creating the session on %s: %v", ErrRuntime, dev, err)
 	}
@@ -267,5 +271,6 @@ func (s *Session) Close() {
 	if s.s != nil {
 		s.s.Destroy()
 		s.s = nil
+		ReleaseFreedMemory()
 	}
 }
