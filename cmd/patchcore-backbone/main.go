@@ -11,15 +11,15 @@
 // bundled as a TensorFlow.js layers model in the npm package nsfwjs (the tarball written
 // by `npm pack nsfwjs@4.3.0`), converts the layers up to --upto into an ONNX graph
 // (opset 13, NCHW, dynamic batch, batch normalisation folded into the convolutions) and
-// writes it with a JSON sidecar next to it (same path, extension .json) that records the
-// input normalisation, size and default layers; see Sidecar. Every Keras layer output up
-// to --upto is a named tensor of the graph; --outputs picks the graph outputs.
+// writes it with a JSON sidecar next to it (same path, extension .json, format of package
+// internal/sidecar) that records the input normalisation, size and default layers. Every
+// Keras layer output up to --upto is a named tensor of the graph; --outputs picks the
+// graph outputs.
 package main
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,36 +34,9 @@ import (
 	"github.com/libpatchcore/libpatchcore/internal/errs"
 	"github.com/libpatchcore/libpatchcore/internal/modelfile"
 	"github.com/libpatchcore/libpatchcore/internal/onnxbuild"
+	"github.com/libpatchcore/libpatchcore/internal/sidecar"
 	"github.com/libpatchcore/libpatchcore/internal/tfjs"
 )
-
-// SidecarFormat identifies the sidecar JSON schema.
-const SidecarFormat = "libpatchcore-backbone/1"
-
-// Sidecar is the JSON file written next to a backbone ONNX model. Input pixels x in
-// [0, 255] (RGB, NCHW) are fed to the graph as (x/255 - Mean[c]) / Std[c].
-type Sidecar struct {
-	Format      string           `json:"format"`       // SidecarFormat
-	Model       string           `json:"model"`        // base name of the ONNX file
-	ModelSHA256 string           `json:"model_sha256"` // of the ONNX file
-	InputName   string           `json:"input_name"`   // graph input, [batch, 3, size, size] float32
-	InputSize   int              `json:"input_size"`   // height = width of the input
-	Mean        []float64        `json:"mean"`         // per RGB channel, on the [0, 1] scale
-	Std         []float64        `json:"std"`          // per RGB channel, on the [0, 1] scale
-	Layers      []string         `json:"layers"`       // the graph outputs, default feature layers
-	LayerShapes map[string][]int `json:"layer_shapes"` // [C, H, W] of each graph output
-	Source      SidecarSource    `json:"source"`
-}
-
-// SidecarSource records where the weights came from.
-type SidecarSource struct {
-	Package string `json:"package"`           // e.g. "nsfwjs@4.3.0"
-	File    string `json:"file"`              // base name of the package archive
-	SHA256  string `json:"sha256"`            // of the package archive
-	Path    string `json:"path,omitempty"`    // model directory inside the package
-	UpTo    string `json:"up_to,omitempty"`   // last block converted
-	Weights string `json:"weights,omitempty"` // what the weights are
-}
 
 // Default layers: the MobileNetV2 counterparts of WideResNet50's layer2 and layer3.
 var defaultOutputs = []string{"block_6_expand_relu", "block_10_expand_relu"}
@@ -110,7 +83,7 @@ func run(args []string, stdout io.Writer) error {
 		ModelDir:   *modelDir,
 		Out:        *out,
 		UpTo:       *upto,
-		Outputs:    splitList(*outputs),
+		Outputs:    sidecar.ParseLayers(*outputs),
 		InputSize:  *inputSize,
 		RandomInit: *randomInit,
 		Seed:       *seed,
@@ -119,21 +92,11 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d nodes, %d tensors up to %s) and %s\n",
-		*out, len(res.Converted.Model.Graph.Nodes), len(res.Converted.Tensors), *upto, SidecarPath(*out))
+		*out, len(res.Converted.Model.Graph.Nodes), len(res.Converted.Tensors), *upto, sidecar.Path(*out))
 	for _, o := range res.Converted.Outputs {
 		fmt.Fprintf(stdout, "  output %s [batch %s]\n", o.Name, strings.Trim(fmt.Sprint(o.Shape), "[]"))
 	}
 	return nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // BuildOptions are the inputs of Build.
@@ -154,12 +117,7 @@ type BuildOptions struct {
 // BuildResult describes what Build wrote.
 type BuildResult struct {
 	Converted *tfjs.Converted
-	Sidecar   Sidecar
-}
-
-// SidecarPath is the sidecar JSON path for an ONNX path: the extension replaced by .json.
-func SidecarPath(onnxPath string) string {
-	return strings.TrimSuffix(onnxPath, filepath.Ext(onnxPath)) + ".json"
+	Sidecar   sidecar.Sidecar
 }
 
 // Build converts the model in the package and writes the ONNX file and its sidecar.
@@ -177,7 +135,7 @@ func Build(o BuildOptions) (*BuildResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := SidecarSource{
+	src := sidecar.Source{
 		Package: "nsfwjs",
 		File:    filepath.Base(o.Package),
 		SHA256:  sum,
@@ -200,8 +158,8 @@ func Build(o BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	digest := sha256.Sum256(data)
-	sc := Sidecar{
-		Format:      SidecarFormat,
+	sc := sidecar.Sidecar{
+		Format:      sidecar.Format,
 		Model:       filepath.Base(o.Out),
 		ModelSHA256: hex.EncodeToString(digest[:]),
 		InputName:   conv.Input.Name,
@@ -216,14 +174,10 @@ func Build(o BuildOptions) (*BuildResult, error) {
 		sc.Layers = append(sc.Layers, t.Name)
 		sc.LayerShapes[t.Name] = t.Shape
 	}
-	js, err := json.MarshalIndent(sc, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode sidecar: %v", errs.ErrInternal, err)
-	}
 	if err := writeFileAtomic(o.Out, data); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(SidecarPath(o.Out), append(js, '\n')); err != nil {
+	if err := sidecar.Write(sidecar.Path(o.Out), &sc); err != nil {
 		return nil, err
 	}
 	return &BuildResult{Converted: conv, Sidecar: sc}, nil

@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/libpatchcore/libpatchcore/internal/errs"
+	"github.com/libpatchcore/libpatchcore/internal/sidecar"
 )
 
 // fakeNSFWJS writes a miniature nsfwjs tarball: a 16x16 RGB input, block_6_expand
@@ -133,16 +134,12 @@ func TestRunWritesModelAndSidecar(t *testing.T) {
 	if !strings.Contains(stdout.String(), "output block_10_expand_relu [batch 5 8 8]") {
 		t.Errorf("stdout: %s", stdout.String())
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "models", "mnv2.json"))
+	sc, err := sidecar.Read(filepath.Join(dir, "models", "mnv2.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sc Sidecar
-	if err := json.Unmarshal(raw, &sc); err != nil {
-		t.Fatal(err)
-	}
-	want := Sidecar{
-		Format:      SidecarFormat,
+	want := &sidecar.Sidecar{
+		Format:      sidecar.Format,
 		Model:       "mnv2.onnx",
 		ModelSHA256: sha256File(t, out),
 		InputName:   "input",
@@ -151,7 +148,7 @@ func TestRunWritesModelAndSidecar(t *testing.T) {
 		Std:         []float64{0.5, 0.5, 0.5},
 		Layers:      []string{"block_6_expand_relu", "block_10_expand_relu"},
 		LayerShapes: map[string][]int{"block_6_expand_relu": {4, 16, 16}, "block_10_expand_relu": {5, 8, 8}},
-		Source: SidecarSource{
+		Source: sidecar.Source{
 			Package: "nsfwjs@9.8.7",
 			File:    "nsfwjs-9.8.7.tgz",
 			SHA256:  sha256File(t, pkg),
@@ -184,9 +181,8 @@ func TestRunWritesModelAndSidecar(t *testing.T) {
 	if err := run([]string{"nsfwjs", "--package", pkg, "--out", out2, "--upto", "block_6", "--outputs", "block_6_expand_BN", "--input-size", "20"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ = os.ReadFile(SidecarPath(out2))
-	var sc2 Sidecar
-	if err := json.Unmarshal(raw, &sc2); err != nil {
+	sc2, err := sidecar.Read(sidecar.Path(out2))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if sc2.InputSize != 20 || !reflect.DeepEqual(sc2.LayerShapes, map[string][]int{"block_6_expand_BN": {4, 20, 20}}) || sc2.Source.UpTo != "block_6" {
@@ -223,12 +219,7 @@ func TestRunRejectsBadArguments(t *testing.T) {
 	}
 }
 
-func TestPathHelpers(t *testing.T) {
-	for in, want := range map[string]string{"a/b.onnx": "a/b.json", "model": "model.json", "x.y/m.v2.onnx": "x.y/m.v2.json"} {
-		if got := SidecarPath(in); got != want {
-			t.Errorf("SidecarPath(%q) = %q, want %q", in, got, want)
-		}
-	}
+func TestPackageVersion(t *testing.T) {
 	for in, want := range map[string]string{"/x/nsfwjs-4.3.0.tgz": "4.3.0", "nsfwjs.tgz": "", "my-pkg-2.0.0-rc.1.tgz": "2.0.0-rc.1", "a-b.tgz": ""} {
 		if got := packageVersion(in); got != want {
 			t.Errorf("packageVersion(%q) = %q, want %q", in, got, want)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libpatchcore/libpatchcore/core"
+	"github.com/libpatchcore/libpatchcore/internal/sidecar"
 )
 
 // calibration is a parsed --calibrate value.
@@ -224,21 +226,14 @@ func cmdFit(args []string, e env) error {
 // --imagesize (and --resize to imagesize·256/224) unless those are given.
 func (f *fitFlags) config(fs *flag.FlagSet) (core.Config, error) {
 	cfg := core.DefaultConfig()
-	sc, ok, err := readSidecar(f.backbone)
-	if err != nil {
+	sc, err := sidecar.Read(sidecar.Path(f.backbone))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return cfg, err
 	}
 	resize, imageSize := f.resize, f.imageSize
-	if ok {
+	if sc != nil {
 		cfg.Layers = sc.Layers
-		for i := range 3 {
-			if sc.Mean != nil {
-				cfg.Mean[i] = float32(sc.Mean[i])
-			}
-			if sc.Std != nil {
-				cfg.Std[i] = float32(sc.Std[i])
-			}
-		}
+		cfg.Mean, cfg.Std = sc.MeanStd()
 		if sc.InputSize > 0 && !flagWasSet(fs, "imagesize") {
 			imageSize = sc.InputSize
 			if !flagWasSet(fs, "resize") {
@@ -247,10 +242,10 @@ func (f *fitFlags) config(fs *flag.FlagSet) (core.Config, error) {
 		}
 	}
 	if f.layers != "" {
-		cfg.Layers = splitList(f.layers)
+		cfg.Layers = sidecar.ParseLayers(f.layers)
 	}
 	if len(cfg.Layers) == 0 {
-		return cfg, usageErrorf("fit: --layers is required: backbone %s has no sidecar %s naming its layers", f.backbone, sidecarPath(f.backbone))
+		return cfg, usageErrorf("fit: --layers is required: backbone %s has no sidecar %s naming its layers", f.backbone, sidecar.Path(f.backbone))
 	}
 	if f.mean != "" {
 		if cfg.Mean, err = parseTriple("mean", f.mean); err != nil {

@@ -32,7 +32,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -261,54 +260,6 @@ func parseTriple(name, s string) ([3]float32, error) {
 		v[i] = float32(f)
 	}
 	return v, nil
-}
-
-// splitList splits a comma-separated list, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// backboneSidecar is the part of a backbone's JSON sidecar (written by
-// patchcore-backbone, format "libpatchcore-backbone/1") that sets fit's defaults.
-type backboneSidecar struct {
-	Format    string    `json:"format"`
-	InputSize int       `json:"input_size"`
-	Mean      []float64 `json:"mean"`
-	Std       []float64 `json:"std"`
-	Layers    []string  `json:"layers"`
-}
-
-// sidecarPath is the sidecar JSON path of an ONNX file: the extension replaced by .json.
-func sidecarPath(onnxPath string) string {
-	return strings.TrimSuffix(onnxPath, filepath.Ext(onnxPath)) + ".json"
-}
-
-// readSidecar reads the sidecar next to the backbone; ok is false when there is none.
-func readSidecar(onnxPath string) (sc backboneSidecar, ok bool, err error) {
-	p := sidecarPath(onnxPath)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return sc, false, nil
-	}
-	if err != nil {
-		return sc, false, fmt.Errorf("%w: backbone sidecar: %v", core.ErrIO, err)
-	}
-	if err := json.Unmarshal(b, &sc); err != nil {
-		return sc, false, fmt.Errorf("%w: backbone sidecar %s: %v", core.ErrFormat, p, err)
-	}
-	if sc.Format != "libpatchcore-backbone/1" {
-		return sc, false, fmt.Errorf("%w: backbone sidecar %s has format %q, want \"libpatchcore-backbone/1\"", core.ErrFormat, p, sc.Format)
-	}
-	if (sc.Mean != nil && len(sc.Mean) != 3) || (sc.Std != nil && len(sc.Std) != 3) {
-		return sc, false, fmt.Errorf("%w: backbone sidecar %s: mean and std need three values each", core.ErrFormat, p)
-	}
-	return sc, true, nil
 }
 
 // modelFlags are the flags that open an existing model file.

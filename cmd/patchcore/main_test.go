@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/libpatchcore/libpatchcore/core"
+	"github.com/libpatchcore/libpatchcore/internal/sidecar"
 )
 
 // runCLI runs the command line and returns its exit status, stdout and stderr.
@@ -187,9 +188,6 @@ func TestParseTripleAndList(t *testing.T) {
 			t.Errorf("parseTriple(%q): %v", s, err)
 		}
 	}
-	if got := splitList(" a, ,b,"); !reflect.DeepEqual(got, []string{"a", "b"}) {
-		t.Errorf("splitList = %q", got)
-	}
 }
 
 func TestListImages(t *testing.T) {
@@ -234,7 +232,7 @@ func TestFitConfigFromSidecar(t *testing.T) {
 	dir := t.TempDir()
 	onnx := filepath.Join(dir, "net.onnx")
 	touch(t, `{"format": "libpatchcore-backbone/1", "model": "net.onnx", "input_size": 160,
-		"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.5, 0.5], "layers": ["l1", "l2"], "extra": 1}`, sidecarPath(onnx))
+		"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.5, 0.5], "layers": ["l1", "l2"], "extra": 1}`, sidecar.Path(onnx))
 
 	config := func(args ...string) (core.Config, error) {
 		fs, f := newFitFlagSet(env{stdout: new(strings.Builder), stderr: new(strings.Builder)})
@@ -266,19 +264,19 @@ func TestFitConfigFromSidecar(t *testing.T) {
 		t.Errorf("flags do not override the sidecar: %+v", cfg)
 	}
 
-	touch(t, `{"format": "other"}`, sidecarPath(onnx))
+	touch(t, `{"format": "other"}`, sidecar.Path(onnx))
 	if _, err := config(); !errors.Is(err, core.ErrFormat) {
 		t.Errorf("foreign sidecar: %v, want ErrFormat", err)
 	}
-	touch(t, `{"format": "libpatchcore-backbone/1", "mean": [0.5]}`, sidecarPath(onnx))
+	touch(t, `{"format": "libpatchcore-backbone/1", "mean": [0.5]}`, sidecar.Path(onnx))
 	if _, err := config(); !errors.Is(err, core.ErrFormat) {
 		t.Errorf("one-value mean: %v, want ErrFormat", err)
 	}
-	touch(t, `{`, sidecarPath(onnx))
+	touch(t, `{`, sidecar.Path(onnx))
 	if _, err := config(); !errors.Is(err, core.ErrFormat) {
 		t.Errorf("broken JSON: %v, want ErrFormat", err)
 	}
-	os.Remove(sidecarPath(onnx))
+	os.Remove(sidecar.Path(onnx))
 	cfg, err = config("--layers", "a,b")
 	if err != nil || cfg.Mean != def.Mean || cfg.Std != def.Std || cfg.ImageSize != 224 || cfg.Resize != 256 {
 		t.Errorf("without a sidecar: %+v, %v", cfg, err)

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/libpatchcore/libpatchcore/core"
+	"github.com/libpatchcore/libpatchcore/internal/sidecar"
 )
 
 func main() {
@@ -118,17 +119,17 @@ func (f *setupFlags) parse() (*setup, error) {
 	if s.sha, err = core.BackboneFromFile(f.backbone).SHA256(); err != nil {
 		return nil, err
 	}
-	sc, err := readSidecar(f.backbone)
-	if err != nil {
+	sc, err := sidecar.Read(sidecar.Path(f.backbone))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	s.mean, s.std = [3]float32{0.485, 0.456, 0.406}, [3]float32{0.229, 0.224, 0.225}
 	if sc != nil {
 		s.layers = sc.Layers
-		s.mean, s.std = sc.Mean, sc.Std
+		s.mean, s.std = sc.MeanStd()
 	}
 	if f.layers != "" {
-		s.layers = strings.Split(f.layers, ",")
+		s.layers = sidecar.ParseLayers(f.layers)
 	}
 	if len(s.layers) == 0 {
 		return nil, fmt.Errorf("backbone %s has no sidecar naming its layers: pass -layers", f.backbone)
@@ -159,31 +160,6 @@ func (s *setup) config(nn string) core.Config {
 	cfg.Resize, cfg.ImageSize = s.resize, s.imageSize
 	cfg.Percentage, cfg.Seed, cfg.NNMethod = s.pct, s.seed, nn
 	return cfg
-}
-
-// sidecar is the part of a backbone's JSON sidecar (written by scripts/make-backbone.sh,
-// cmd/patchcore-backbone and scripts/export_torchvision_backbone.py) the harness uses.
-type sidecar struct {
-	Layers []string   `json:"layers"`
-	Mean   [3]float32 `json:"mean"`
-	Std    [3]float32 `json:"std"`
-}
-
-// readSidecar reads the .json next to the .onnx; nil when there is none.
-func readSidecar(model string) (*sidecar, error) {
-	path := strings.TrimSuffix(model, filepath.Ext(model)) + ".json"
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var sc sidecar
-	if err := json.Unmarshal(b, &sc); err != nil {
-		return nil, fmt.Errorf("sidecar %s: %w", path, err)
-	}
-	return &sc, nil
 }
 
 // parseTriple reads "v" or "r,g,b".
