@@ -188,6 +188,23 @@ func (d *decoder) top() (any, error) {
 	return v, err
 }
 
+// popOperands pops the operands of APPEND and SETITEM (the top n items, in stack order)
+// or, batched, of APPENDS and SETITEMS (everything above the last MARK).
+func (d *decoder) popOperands(batched bool, n int) ([]any, error) {
+	if batched {
+		return d.popMark()
+	}
+	items := make([]any, n)
+	for i := n - 1; i >= 0; i-- {
+		v, err := d.pop()
+		if err != nil {
+			return nil, err
+		}
+		items[i] = v
+	}
+	return items, nil
+}
+
 // popMark returns the items above the last MARK and removes them and the mark.
 func (d *decoder) popMark() ([]any, error) {
 	if len(d.marks) == 0 {
@@ -400,18 +417,9 @@ func (d *decoder) step(op byte) error {
 		}
 		d.push(dict)
 	case 'a', 'e': // APPEND, APPENDS
-		var items []any
-		if op == 'a' {
-			v, err := d.pop()
-			if err != nil {
-				return err
-			}
-			items = []any{v}
-		} else {
-			var err error
-			if items, err = d.popMark(); err != nil {
-				return err
-			}
+		items, err := d.popOperands(op == 'e', 1)
+		if err != nil {
+			return err
 		}
 		t, err := d.top()
 		if err != nil {
@@ -423,22 +431,9 @@ func (d *decoder) step(op byte) error {
 		}
 		l.items = append(l.items, items...)
 	case 's', 'u': // SETITEM, SETITEMS
-		var items []any
-		if op == 's' {
-			v, err := d.pop()
-			if err != nil {
-				return err
-			}
-			k, err := d.pop()
-			if err != nil {
-				return err
-			}
-			items = []any{k, v}
-		} else {
-			var err error
-			if items, err = d.popMark(); err != nil {
-				return err
-			}
+		items, err := d.popOperands(op == 'u', 2)
+		if err != nil {
+			return err
 		}
 		t, err := d.top()
 		if err != nil {
