@@ -7,6 +7,7 @@ import (
 
 	"github.com/libpatchcore/libpatchcore/internal/coreset"
 	"github.com/libpatchcore/libpatchcore/internal/coreset/cblas"
+	"github.com/libpatchcore/libpatchcore/internal/offheap"
 )
 
 // Sampler chooses the memory bank among the training patch features (reference
@@ -130,7 +131,9 @@ func (s GreedyCoresetSampler) Sample(features Tensor) (Tensor, []int, error) {
 		return Tensor{}, nil, fmt.Errorf("%w: exact greedy coreset on %d rows needs the reference's %d×%d distance matrix (%.0f bytes), above the cap of %d bytes; use approx_greedy_coreset",
 			ErrInvalidArgument, n, n, n, need, limit)
 	}
-	pts, err := projectFeatures(features, s.ProjectionDim, s.Projection, s.Seed, s.Workers)
+	var rows offheap.Floats
+	defer rows.Free()
+	pts, err := projectFeatures(features, s.ProjectionDim, s.Projection, s.Seed, s.Workers, &rows)
 	if err != nil {
 		return Tensor{}, nil, err
 	}
@@ -191,7 +194,9 @@ func (s ApproximateGreedyCoresetSampler) Sample(features Tensor) (Tensor, []int,
 		}
 		starts = drawDistinct(rand.New(rand.NewPCG(s.Seed, streamStart)), n, min(m, n))
 	}
-	pts, err := projectFeatures(features, s.ProjectionDim, s.Projection, s.Seed, s.Workers)
+	var rows offheap.Floats
+	defer rows.Free()
+	pts, err := projectFeatures(features, s.ProjectionDim, s.Projection, s.Seed, s.Workers, &rows)
 	if err != nil {
 		return Tensor{}, nil, err
 	}
@@ -305,8 +310,10 @@ func drawDistinct(r *rand.Rand, n, k int) []int {
 
 // projectFeatures returns the rows the greedy samplers compute distances on: features
 // itself when D == dim (the reference does not project then), else features · P with the
-// injected or a drawn P (uniform in ±1/√D, the reference's torch.nn.Linear initialisation).
-func projectFeatures(f Tensor, dim int, proj []float32, seed uint64, workers int) (*coreset.Points, error) {
+// injected or a drawn P (uniform in ±1/√D, the reference's torch.nn.Linear initialisation),
+// written into buf (outside the Go heap: N·dim floats, live for the whole greedy loop;
+// the caller frees buf after its last use of the points).
+func projectFeatures(f Tensor, dim int, proj []float32, seed uint64, workers int, buf *offheap.Floats) (*coreset.Points, error) {
 	n, d := f.Shape[0], f.Shape[1]
 	if dim == 0 {
 		dim = DefaultProjectionDim
@@ -335,7 +342,11 @@ func projectFeatures(f Tensor, dim int, proj []float32, seed uint64, workers int
 		if err != nil {
 			return nil, err
 		}
-		rows = make([]float32, size)
+		if err := buf.Reserve(size); err != nil {
+			return nil, fmt.Errorf("projecting %d rows to %d dimensions: %w", n, dim, err)
+		}
+		rows = buf.Spare()[:size]
+		buf.Commit(size)
 		cblas.Project(f.Data, n, d, proj, dim, rows)
 	}
 	pts := coreset.NewPoints(rows, n, dim, workers)

@@ -50,3 +50,21 @@ func TestProjectMatchesLoop(t *testing.T) {
 	}
 	Project(nil, 0, 3, nil, 2, nil) // no rows: nothing to do, no panic
 }
+
+// TestProjectAcrossChunks: rows on both sides of the chunk boundaries land where they
+// belong (row i of x is (i, 1, -i), p sums the first two columns and negates the third).
+func TestProjectAcrossChunks(t *testing.T) {
+	n := 2*projectChunkRows + 5
+	x := make([]float32, n*3)
+	for i := range n {
+		x[i*3], x[i*3+1], x[i*3+2] = float32(i), 1, -float32(i)
+	}
+	p := []float32{1, 0, 1, 0, 0, -1} // 3×2
+	out := make([]float32, n*2)
+	Project(x, n, 3, p, 2, out)
+	for i := range n {
+		if out[i*2] != float32(i)+1 || out[i*2+1] != float32(i) {
+			t.Fatalf("row %d: got (%v, %v), want (%v, %v)", i, out[i*2], out[i*2+1], i+1, i)
+		}
+	}
+}
