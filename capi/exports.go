@@ -96,6 +96,9 @@ func patchcore_gpu_available() (available C.int32_t) {
 func patchcore_config_create(out **C.patchcore_config) (status C.int32_t) {
 	c := call{fn: "patchcore_config_create"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	if out == nil {
 		return c.fail(errorf(statusInvalidArgument, "out_config is NULL"))
 	}
@@ -572,6 +575,9 @@ func patchcore_model_save_to_buffer(model *C.pc_cmodel, buf unsafe.Pointer, capa
 func patchcore_model_load(path, backbonePath *C.pc_cchar, out **C.patchcore_model) (status C.int32_t) {
 	c := call{fn: "patchcore_model_load"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	if out == nil {
 		return c.fail(errorf(statusInvalidArgument, "out_model is NULL"))
 	}
@@ -592,6 +598,9 @@ func patchcore_model_load(path, backbonePath *C.pc_cchar, out **C.patchcore_mode
 func patchcore_model_load_from_buffer(buf *C.pc_cvoid, n C.size_t, backbonePath *C.pc_cchar, out **C.patchcore_model) (status C.int32_t) {
 	c := call{fn: "patchcore_model_load_from_buffer"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	if out == nil {
 		return c.fail(errorf(statusInvalidArgument, "out_model is NULL"))
 	}
@@ -615,6 +624,9 @@ func patchcore_model_load_from_buffer(buf *C.pc_cvoid, n C.size_t, backbonePath 
 func patchcore_aggregator_create(onnxPath *C.pc_cchar, onnxBytes *C.pc_cvoid, nBytes C.size_t, layers *C.pc_cstr, nLayers C.size_t, device *C.pc_cchar, out **C.patchcore_aggregator) (status C.int32_t) {
 	c := call{fn: "patchcore_aggregator_create"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	if out == nil {
 		return c.fail(errorf(statusInvalidArgument, "out_aggregator is NULL"))
 	}
@@ -792,6 +804,9 @@ func patchcore_aggregator_forward_all(aggregator *C.pc_caggregator, images *C.pc
 func patchcore_embed(layers *C.pc_cfloatp, shapes *C.pc_ci64, nLayers C.int32_t, patchsize, pretrainDim, targetDim C.int32_t, out *C.float, capacity C.size_t, outNeeded *C.size_t) (status C.int32_t) {
 	c := call{fn: "patchcore_embed"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	if err := checkEmbedParams(int64(patchsize), int64(pretrainDim), int64(targetDim)); err != nil {
 		return c.fail(err)
 	}
@@ -826,6 +841,9 @@ func patchcore_embed(layers *C.pc_cfloatp, shapes *C.pc_ci64, nLayers C.int32_t,
 func patchcore_adaptive_avg_pool1d(in *C.pc_cfloat, rows, inLen, outLen C.int64_t, out *C.float) (status C.int32_t) {
 	c := call{fn: "patchcore_adaptive_avg_pool1d"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	x, err := matrixIn(in, rows, inLen, "in")
 	if err != nil {
 		return c.fail(err)
@@ -851,6 +869,9 @@ func patchcore_adaptive_avg_pool1d(in *C.pc_cfloat, rows, inLen, outLen C.int64_
 func patchcore_scorer_create(k, nnMethod, onGPU, numWorkers C.int32_t, out **C.patchcore_scorer) (status C.int32_t) {
 	c := call{fn: "patchcore_scorer_create"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	if out == nil {
 		return c.fail(errorf(statusInvalidArgument, "out_scorer is NULL"))
 	}
@@ -990,6 +1011,9 @@ func patchcore_scorer_load(scorer *C.patchcore_scorer, folder *C.pc_cchar, prepe
 func patchcore_segmentor_create(targetHeight, targetWidth C.int32_t, sigma C.double, out **C.patchcore_segmentor) (status C.int32_t) {
 	c := call{fn: "patchcore_segmentor_create"}
 	defer c.guard(&status)
+	if err := errIfForkedChild(); err != nil {
+		return c.fail(err)
+	}
 	if out == nil {
 		return c.fail(errorf(statusInvalidArgument, "out_segmentor is NULL"))
 	}

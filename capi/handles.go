@@ -54,10 +54,14 @@ func register(k kind, obj any) uintptr {
 	return registry.next
 }
 
-// lookup returns the live entry for id, or an INVALID_HANDLE error naming the problem.
+// lookup returns the live entry for id, or an INVALID_HANDLE error naming the problem
+// (INVALID_STATE in a child process after fork()).
 // With remove set it also unregisters the entry, in the same critical section, so two
 // racing frees of one handle cannot both succeed.
 func lookup(id uintptr, k kind, remove bool) (*entry, error) {
+	if err := errIfForkedChild(); err != nil {
+		return nil, err // before the registry's lock, which a parent thread may have held
+	}
 	if id == 0 {
 		return nil, errorf(statusInvalidHandle, "%s handle is NULL", kindNames[k])
 	}

@@ -47,7 +47,9 @@
  *   Separate objects are independent. Internal parallelism is bounded per object (see
  *   patchcore_set_num_threads); the Go runtime inside the library owns background threads.
  *   Runtime limits: load at most one Go-built shared library per process, never dlclose
- *   libpatchcore, and do not call it in a child process after fork().
+ *   libpatchcore, and do not use it in a child process after fork() without exec: there
+ *   every call that creates, loads or uses an object fails at once with
+ *   PATCHCORE_ERR_INVALID_STATE (the library's runtime threads stayed in the parent).
  *
  * ONNX Runtime
  *   Backbones run in ONNX Runtime, loaded at first use from (in order): the path given to

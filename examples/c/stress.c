@@ -13,13 +13,18 @@
  *   4. soak: CYCLES create / add / fit / predict / save-to-buffer / load / free cycles; the
  *      resident set size (VmRSS of /proc/self/status) after 1,000 cycles and after CYCLES
  *      cycles must differ by less than RSS_BOUND_MIB.
+ *   5. fork: a child process forked (without exec) after the model was used must get
+ *      INVALID_STATE from predict, create and load at once instead of hanging (an alarm
+ *      kills it after 20 s); the parent keeps working.
  *
  *   stress                        CALLS and CYCLES from the environment:
  *   PATCHCORE_STRESS_CALLS=N      part 1 (default 10000)
  *   PATCHCORE_SOAK_CYCLES=N       part 4 (default 10000; below 2000 the RSS bound is not checked)
  */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, nanosleep, fork, alarm */
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +441,62 @@ static int part_soak(long cycles) {
   return 0;
 }
 
+/* ------------------------------------------------------------------ 5. fork */
+
+/* In the child: every call must fail with INVALID_STATE. Returns the child's exit code. */
+static int forked_child(const patchcore_model* model, const maps_t* test) {
+  result_t r;
+  patchcore_config* config = NULL;
+  patchcore_model* loaded = NULL;
+  char byte = 0;
+  alarm(20); /* a hang kills the child with SIGALRM, which the parent reports */
+  if (predict(model, test, &r) != PATCHCORE_ERR_INVALID_STATE) return 2;
+  if (patchcore_config_create(&config) != PATCHCORE_ERR_INVALID_STATE) return 3;
+  if (patchcore_model_load_from_buffer(&byte, 1, NULL, &loaded) != PATCHCORE_ERR_INVALID_STATE) return 4;
+  return 0;
+}
+
+static int part_fork(void) {
+  int rc = 0, status = 0;
+  patchcore_model* model = NULL;
+  maps_t test;
+  result_t before, after;
+  pid_t pid;
+  if (maps_init(&test, 99, 1) != 0) return report("maps_init", PATCHCORE_ERR_OUT_OF_MEMORY);
+  CHECK(tiny_model(7, &model));
+  CHECK(predict(model, &test, &before));
+  fflush(NULL);
+  pid = fork();
+  if (pid < 0) {
+    perror("stress: fork");
+    rc = 1;
+    goto done;
+  }
+  if (pid == 0) _exit(forked_child(model, &test));
+  if (waitpid(pid, &status, 0) != pid) {
+    perror("stress: waitpid");
+    rc = 1;
+    goto done;
+  }
+  if (WIFSIGNALED(status)) {
+    fprintf(stderr, "stress: fork: the child was killed by signal %d (a hang ends with SIGALRM)\n", WTERMSIG(status));
+    rc = 1;
+  } else if (WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "stress: fork: check %d in the child did not get INVALID_STATE\n", WEXITSTATUS(status));
+    rc = 1;
+  }
+  CHECK(predict(model, &test, &after));
+  if (!same(&before, &after)) {
+    fprintf(stderr, "stress: fork: the parent's result changed\n");
+    rc = 1;
+  }
+  if (rc == 0) printf("fork: the child got INVALID_STATE at once; the parent is unaffected\n");
+done:
+  patchcore_model_free(model);
+  maps_free(&test);
+  return rc;
+}
+
 int main(void) {
   long calls = env_long("PATCHCORE_STRESS_CALLS", 10000);
   long cycles = env_long("PATCHCORE_SOAK_CYCLES", 10000);
@@ -443,6 +504,7 @@ int main(void) {
   rc |= part_races();
   rc |= part_many();
   rc |= part_soak(cycles);
+  rc |= part_fork();
   if (rc == 0) printf("stress: all parts passed\n");
   return rc;
 }
