@@ -83,3 +83,44 @@ def test_sixteen_threads_share_one_model():
         for t in threads:
             t.join()
         assert not failures, failures[0]
+
+
+# A forked child (multiprocessing's "fork" start method, the default on Linux before
+# Python 3.14) gets InvalidStateError at once instead of hanging; the parent keeps working.
+_FORK_SCRIPT = """
+import multiprocessing as mp
+import numpy as np
+import patchcore
+
+def child(model, test, queue):
+    try:
+        model.predict_features(test, maps=False)
+        queue.put("no error")
+    except patchcore.InvalidStateError as e:
+        queue.put("InvalidStateError: " + str(e))
+    except Exception as e:
+        queue.put(type(e).__name__ + ": " + str(e))
+
+rng = np.random.default_rng(13)
+train = [rng.random((2, 8, 4, 4), dtype=np.float32), rng.random((2, 8, 2, 2), dtype=np.float32)]
+test = [rng.random((1, 8, 4, 4), dtype=np.float32), rng.random((1, 8, 2, 2), dtype=np.float32)]
+model = patchcore.PatchCore(layers=["a", "b"], sampler="identity", resize=16, imagesize=16,
+                            pretrain_embed_dimension=16, target_embed_dimension=16)
+model.fit_features(train)
+before, _ = model.predict_features(test, maps=False)
+ctx = mp.get_context("fork")
+queue = ctx.Queue()
+p = ctx.Process(target=child, args=(model, test, queue))
+p.start()
+print(queue.get(timeout=60))
+p.join(60)
+after, _ = model.predict_features(test, maps=False)
+assert np.array_equal(before, after)
+"""
+
+
+def test_forked_child_fails_fast():
+    r = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("InvalidStateError: "), r.stdout
+    assert "fork" in r.stdout
