@@ -25,6 +25,9 @@ const IRVersion = 7
 const (
 	// Float is TensorProto.FLOAT (float32).
 	Float int32 = 1
+	// Float16 is TensorProto.FLOAT16, for graph inputs and outputs only (initializers hold
+	// Float or Int64 data).
+	Float16 int32 = 10
 	// Int64 is TensorProto.INT64.
 	Int64 int32 = 7
 )
@@ -101,7 +104,7 @@ type Dim struct {
 // ValueInfo describes a graph input or output tensor.
 type ValueInfo struct {
 	Name     string
-	ElemType int32 // Float or Int64
+	ElemType int32 // Float, Float16 or Int64
 	Dims     []Dim
 }
 
@@ -239,7 +242,7 @@ func (t *Tensor) validate() error {
 }
 
 func (v *ValueInfo) validate() error {
-	if v.ElemType != Float && v.ElemType != Int64 {
+	if v.ElemType != Float && v.ElemType != Float16 && v.ElemType != Int64 {
 		return fmt.Errorf("%w: onnx value %q: element type %d is not supported", errs.ErrInvalidArgument, v.Name, v.ElemType)
 	}
 	for _, d := range v.Dims {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/libpatchcore/libpatchcore/internal/golden"
+	"github.com/libpatchcore/libpatchcore/internal/onnxbuild"
 )
 
 // helperEnv makes the test binary act as a child process that loads the runtime and
@@ -336,5 +337,39 @@ func TestORTSessionErrors(t *testing.T) {
 	s.Close()
 	if _, err := s.Run([]Tensor{{Shape: []int64{1, 3, 224, 224}, Data: x}}); !errors.Is(err, ErrClosed) {
 		t.Errorf("run after close: %v", err)
+	}
+}
+
+// An output of another element type than float32 is refused with ErrArgument; a float16
+// one, which onnxruntime_go cannot convert, used to crash the process while the output
+// slots were released.
+func TestORTNonFloatOutputs(t *testing.T) {
+	needRuntime(t)
+	dims := []onnxbuild.Dim{{Value: 1}, {Value: 3}}
+	for _, c := range []struct {
+		name string
+		elem int32
+	}{{"float16", onnxbuild.Float16}, {"int64", onnxbuild.Int64}} {
+		m := onnxbuild.Model{Opset: 13, Graph: onnxbuild.Graph{
+			Name:    "cast",
+			Nodes:   []onnxbuild.Node{{Name: "cast", OpType: "Cast", Inputs: []string{"x"}, Outputs: []string{"y"}, Attrs: []onnxbuild.Attr{onnxbuild.IntAttr("to", int64(c.elem))}}},
+			Inputs:  []onnxbuild.ValueInfo{{Name: "x", ElemType: onnxbuild.Float, Dims: dims}},
+			Outputs: []onnxbuild.ValueInfo{{Name: "y", ElemType: c.elem, Dims: dims}},
+		}}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewSession(b, []string{"x"}, []string{"y"}, Options{Threads: 1})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		_, err = s.Run([]Tensor{{Shape: []int64{1, 3}, Data: []float32{1, 2, 3}}})
+		if !errors.Is(err, ErrArgument) || !strings.Contains(err.Error(), `"y"`) {
+			t.Errorf("%s output: got %v, want ErrArgument naming the output", c.name, err)
+		} else {
+			t.Log(err)
+		}
+		s.Close()
 	}
 }
