@@ -21,15 +21,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/libpatchcore/libpatchcore/bench/internal/imagedir"
 	"github.com/libpatchcore/libpatchcore/core"
 	"github.com/libpatchcore/libpatchcore/internal/sidecar"
 )
@@ -186,7 +187,7 @@ func (s *setup) findImages(dir string, n int) error {
 	if st, err := os.Stat(trainDir); err != nil || !st.IsDir() {
 		trainDir = dir
 	}
-	train, err := listImages(trainDir)
+	train, err := imagedir.List(trainDir)
 	if err != nil {
 		return err
 	}
@@ -200,24 +201,11 @@ func (s *setup) findImages(dir string, n int) error {
 	if trainDir == dir {
 		return nil
 	}
-	kinds, err := os.ReadDir(filepath.Join(dir, "test"))
-	if err != nil {
+	s.test, s.testLabels, err = imagedir.TestSet(filepath.Join(dir, "test"))
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil // a category without a test set
 	}
-	for _, k := range kinds {
-		if !k.IsDir() {
-			continue
-		}
-		imgs, err := listImages(filepath.Join(dir, "test", k.Name()))
-		if err != nil {
-			return err
-		}
-		for _, p := range imgs {
-			s.test = append(s.test, p)
-			s.testLabels = append(s.testLabels, k.Name() != "good")
-		}
-	}
-	return nil
+	return err
 }
 
 // testSet returns at most max test images with their labels (nil without a test set, when
@@ -241,22 +229,6 @@ func (s *setup) testSet(max int) ([]string, []bool) {
 		}
 	}
 	return ps, ls
-}
-
-func listImages(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".png", ".jpg", ".jpeg":
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 // loadImages decodes files into memory.
