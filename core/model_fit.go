@@ -61,9 +61,8 @@ func (m *Model) AddImages(images ImageSource, progress Progress) (err error) {
 	if n == 0 {
 		return fmt.Errorf("%w: no training images", ErrInvalidArgument)
 	}
-	// The C heap keeps the batches' freed activations mapped until told otherwise; the
-	// coreset that follows is the fit's memory peak. (Predict keeps them: its next call
-	// reuses them.)
+	// The C heap keeps what the batches freed mapped until told otherwise, and the coreset
+	// that follows is the fit's other memory peak.
 	defer ort.ReleaseFreedMemory()
 	before := m.pending.Len()
 	err = m.forEachBatch(images, func(start int, layers []Tensor) error {
