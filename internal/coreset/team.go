@@ -12,8 +12,9 @@ import (
 // caller waits, at its end: measured 30-60 µs each, so that the second of two workers
 // did only ~40 % of a phase's chunks and a phase of 200 µs of work took 320 µs.
 //
-// The caller is worker 0. Phases run one at a time: run returns after every worker has
-// finished the phase. close must be called to stop the helpers.
+// The caller is worker 0; the workers are numbered below size(). Phases run one at a time:
+// run returns after every worker has finished the phase. close must be called to stop the
+// helpers.
 type team struct {
 	workers int
 	phase   atomic.Uint64    // number of phases started; helpers wait for it to move
@@ -28,9 +29,10 @@ type team struct {
 // teamSpin is how long an idle helper spins before it parks.
 const teamSpin = 100 * time.Microsecond
 
-// newTeam starts workers-1 helpers (none for workers <= 1).
+// newTeam starts helpers for min(workers, GOMAXPROCS) workers in all (none for one): a
+// spinning helper keeps its P, so more helpers than Ps would wait on each other.
 func newTeam(workers int) *team {
-	t := &team{workers: max(workers, 1)}
+	t := &team{workers: max(min(workers, runtime.GOMAXPROCS(0)), 1)}
 	t.parked = make([]atomic.Bool, t.workers)
 	t.wake = make([]chan struct{}, t.workers)
 	for k := 1; k < t.workers; k++ {
@@ -39,6 +41,9 @@ func newTeam(workers int) *team {
 	}
 	return t
 }
+
+// size is the number of workers, the caller included.
+func (t *team) size() int { return t.workers }
 
 // helper runs the phases as worker k until close.
 func (t *team) helper(k int) {
@@ -65,7 +70,11 @@ func (t *team) await(k int, seen uint64) bool {
 		if t.stop.Load() {
 			return false
 		}
-		if spins&63 != 63 || time.Since(start) < teamSpin {
+		if spins&63 != 63 {
+			continue
+		}
+		if time.Since(start) < teamSpin {
+			runtime.Gosched() // leave the P to any other goroutine that is ready
 			continue
 		}
 		// Announce the park, then check again: run moves phase before it reads parked,

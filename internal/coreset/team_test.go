@@ -10,8 +10,13 @@ import (
 // Every phase runs fn once per worker, the phases one after the other, including after the
 // helpers have parked between phases.
 func TestTeamRunsEveryWorkerOncePerPhase(t *testing.T) {
-	for _, workers := range []int{1, 2, 4} {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for _, workers := range []int{1, 2, 4, 9} {
 		tm := newTeam(workers)
+		if want := min(workers, 4); tm.size() != want {
+			t.Fatalf("newTeam(%d) with GOMAXPROCS 4 has %d workers, want %d", workers, tm.size(), want)
+		}
+		workers := tm.size()
 		var total atomic.Int64
 		for phase := range 200 {
 			seen := make([]atomic.Int32, workers)
@@ -37,6 +42,7 @@ func TestTeamRunsEveryWorkerOncePerPhase(t *testing.T) {
 
 // A panic in a helper or in the caller's share comes back from run on the caller.
 func TestTeamPanicsReachTheCaller(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	for _, bad := range []int{0, 1} {
 		tm := newTeam(2)
 		r := catch(func() {
@@ -55,6 +61,7 @@ func TestTeamPanicsReachTheCaller(t *testing.T) {
 
 // close ends the helper goroutines, spinning or parked.
 func TestTeamCloseStopsHelpers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
 	before := runtime.NumGoroutine()
 	spinning, parked := newTeam(3), newTeam(3)
 	parked.run(func(int) {})
