@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math"
 	"math/big"
 	"os"
@@ -10,10 +9,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 	"unsafe"
 
 	ct "github.com/libpatchcore/libpatchcore/capi/cgotest"
+	"github.com/libpatchcore/libpatchcore/internal/fuzzwatch"
 	"github.com/libpatchcore/libpatchcore/internal/onnxgraph/onnxtest"
 )
 
@@ -38,7 +37,7 @@ func FuzzCAPI(f *testing.F) {
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, prog []byte) {
-		defer watchdog(fuzzTimeLimit())()
+		defer fuzzwatch.Start()()
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		r := &runner{t: t, p: program{b: prog}, dir: dir}
@@ -54,28 +53,6 @@ func FuzzCAPI(f *testing.F) {
 			t.Fatalf("%d objects still registered after freeing every handle", n)
 		}
 	})
-}
-
-// fuzzTimeLimit is the time one fuzz input may take: $PATCHCORE_FUZZ_TIMEOUT (a Go
-// duration), 20 s by default.
-func fuzzTimeLimit() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("PATCHCORE_FUZZ_TIMEOUT")); err == nil && d > 0 {
-		return d
-	}
-	return 20 * time.Second
-}
-
-// watchdog turns a hang into a crash the fuzzer records: unless the returned stop is called
-// within d, it prints every goroutine's stack and panics (Go's fuzzer has no time limit per
-// input of its own).
-func watchdog(d time.Duration) (stop func()) {
-	timer := time.AfterFunc(d, func() {
-		buf := make([]byte, 1<<22)
-		buf = buf[:runtime.Stack(buf, true)]
-		os.Stderr.Write(buf)
-		panic(fmt.Sprintf("fuzz input still running after %v", d))
-	})
-	return func() { timer.Stop() }
 }
 
 // Ops of a fuzz program, one byte each; their arguments follow.

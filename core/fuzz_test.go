@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -13,10 +12,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
-	"time"
 
+	"github.com/libpatchcore/libpatchcore/internal/fuzzwatch"
 	"github.com/libpatchcore/libpatchcore/internal/imaging"
 	"github.com/libpatchcore/libpatchcore/internal/ort"
 )
@@ -25,29 +23,6 @@ import (
 // scripts/fuzz.sh (`make fuzz-short` for a few seconds each). Each one asserts what the C
 // ABI promises: no panic, no hang, no unbounded allocation, and every error wraps one of
 // the kinds that map to a documented status code.
-
-// fuzzTimeLimit is the time one fuzz input may take: $PATCHCORE_FUZZ_TIMEOUT (a Go
-// duration), 20 s by default.
-func fuzzTimeLimit() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("PATCHCORE_FUZZ_TIMEOUT")); err == nil && d > 0 {
-		return d
-	}
-	return 20 * time.Second
-}
-
-// watchdog turns a hang into a crash the fuzzer records: unless the returned stop is called
-// within fuzzTimeLimit, it prints every goroutine's stack and panics (Go's fuzzer has no
-// time limit per input of its own).
-func watchdog() (stop func()) {
-	d := fuzzTimeLimit()
-	timer := time.AfterFunc(d, func() {
-		buf := make([]byte, 1<<22)
-		buf = buf[:runtime.Stack(buf, true)]
-		os.Stderr.Write(buf)
-		panic(fmt.Sprintf("fuzz input still running after %v", d))
-	})
-	return func() { timer.Stop() }
-}
 
 // tinyLayers are feature maps of a features-only model with two small layers: layer "a"
 // [n,8,4,4] and layer "b" [n,8,2,2], uniform in [0,1) from a seeded generator.
@@ -181,7 +156,7 @@ func FuzzUnmarshalModel(f *testing.F) {
 	}
 	dir := f.TempDir() // an empty folder: a backbone file named in a manifest is not there
 	f.Fuzz(func(t *testing.T, data []byte, resealed bool) {
-		defer watchdog()()
+		defer fuzzwatch.Start()()
 		if resealed {
 			data = reseal(data)
 		}
@@ -294,7 +269,7 @@ func FuzzImportReference(f *testing.F) {
 	backbone := BackboneFromBytes(tinyBackbone([]any{"batch", 3, 8, 8}, false))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, params, index []byte) {
-		defer watchdog()()
+		defer fuzzwatch.Start()()
 		os.WriteFile(filepath.Join(dir, ReferenceParamsFile), params, 0o600)
 		os.WriteFile(filepath.Join(dir, ReferenceIndexFile), index, 0o600)
 		m, err := ImportReferenceModel(dir, ReferenceImportOptions{Backbone: backbone, Threads: 1})
@@ -389,7 +364,7 @@ func FuzzLoadImage(f *testing.F) {
 	transform := DefaultImageTransform()
 	dst := make([]float32, transform.TensorSize())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		defer watchdog()()
+		defer fuzzwatch.Start()()
 		if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err == nil && cfg.Width > 0 && cfg.Height > 0 &&
 			cfg.Width <= MaxImagePixels/cfg.Height && cfg.Width*cfg.Height > fuzzDecodeLimit {
 			if _, _, _, err := imaging.DecodeRGB(data, fuzzDecodeLimit); !errors.Is(err, imaging.ErrTooLarge) {
@@ -427,7 +402,7 @@ func FuzzNewNetworkFeatureAggregator(f *testing.F) {
 	f.Add(tinyBackbone([]any{"b", "c", "h", "w"}, false), "X")
 	f.Add([]byte{0x08, 0x07, 0x3a, 0x00}, "R")
 	f.Fuzz(func(t *testing.T, onnx []byte, layer string) {
-		defer watchdog()()
+		defer fuzzwatch.Start()()
 		a, err := NewNetworkFeatureAggregator(BackboneFromBytes(onnx), []string{layer}, "cpu", BackboneOptions{Threads: 1})
 		if err != nil {
 			checkKind(t, "NewNetworkFeatureAggregator", err, ErrFormat, ErrInvalidArgument, ErrBackend)
