@@ -30,24 +30,37 @@ func loadRange(merged *machine, m machine) {
 	merged.LoadAfter[0] = max(merged.LoadAfter[0], hi)
 }
 
-// mergeFits merges the fit results of each configuration, in first-seen order.
-func mergeFits(rs []fitResult) []fitResult {
-	var out []fitResult
+// mergeRuns merges the runs of each configuration into one result, in first-seen order.
+// tally gives a result's configuration, run count and machine; fold merges a later run
+// into the configuration's result, after its run count and load range were updated.
+func mergeRuns[T any](rs []T, tally func(*T) (key, *int, *machine), fold func(merged *T, r T)) []T {
+	var out []T
 	at := map[key]int{}
 	for _, r := range rs {
-		k := key{r.Backbone, r.Images, r.Percentage, r.NN}
+		k, runs, m := tally(&r)
 		i, ok := at[k]
 		if !ok {
-			r.Runs = 1
-			lo, hi := min(r.Machine.LoadBefore[0], r.Machine.LoadAfter[0]), max(r.Machine.LoadBefore[0], r.Machine.LoadAfter[0])
-			r.Machine.LoadBefore[0], r.Machine.LoadAfter[0] = lo, hi
+			*runs = 1
+			lo, hi := min(m.LoadBefore[0], m.LoadAfter[0]), max(m.LoadBefore[0], m.LoadAfter[0])
+			m.LoadBefore[0], m.LoadAfter[0] = lo, hi
 			at[k] = len(out)
 			out = append(out, r)
 			continue
 		}
-		m := &out[i]
-		m.Runs++
-		loadRange(&m.Machine, r.Machine)
+		_, mergedRuns, merged := tally(&out[i])
+		*mergedRuns++
+		loadRange(merged, *m)
+		fold(&out[i], r)
+	}
+	return out
+}
+
+// mergeFits merges the fit results of each configuration, in first-seen order.
+func mergeFits(rs []fitResult) []fitResult {
+	tally := func(r *fitResult) (key, *int, *machine) {
+		return key{r.Backbone, r.Images, r.Percentage, r.NN}, &r.Runs, &r.Machine
+	}
+	return mergeRuns(rs, tally, func(m *fitResult, r fitResult) {
 		lowest(&m.FitSeconds, r.FitSeconds)
 		lowest(&m.FitCPU, r.FitCPU)
 		lowest(&m.Batch1MeanMs, r.Batch1MeanMs)
@@ -57,28 +70,15 @@ func mergeFits(rs []fitResult) []fitResult {
 		m.Batch8IPS = max(m.Batch8IPS, r.Batch8IPS)
 		m.FitRSSMiB = max(m.FitRSSMiB, r.FitRSSMiB)
 		m.PeakRSSMiB = max(m.PeakRSSMiB, r.PeakRSSMiB)
-	}
-	return out
+	})
 }
 
 // mergeStages merges the stage results of each configuration, in first-seen order.
 func mergeStages(rs []stagesResult) []stagesResult {
-	var out []stagesResult
-	at := map[key]int{}
-	for _, r := range rs {
-		k := key{r.Backbone, r.Images, r.Percentage, ""}
-		i, ok := at[k]
-		if !ok {
-			r.Runs = 1
-			lo, hi := min(r.Machine.LoadBefore[0], r.Machine.LoadAfter[0]), max(r.Machine.LoadBefore[0], r.Machine.LoadAfter[0])
-			r.Machine.LoadBefore[0], r.Machine.LoadAfter[0] = lo, hi
-			at[k] = len(out)
-			out = append(out, r)
-			continue
-		}
-		m := &out[i]
-		m.Runs++
-		loadRange(&m.Machine, r.Machine)
+	tally := func(r *stagesResult) (key, *int, *machine) {
+		return key{r.Backbone, r.Images, r.Percentage, ""}, &r.Runs, &r.Machine
+	}
+	return mergeRuns(rs, tally, func(m *stagesResult, r stagesResult) {
 		for _, f := range []struct {
 			cur *float64
 			v   float64
@@ -99,8 +99,7 @@ func mergeStages(rs []stagesResult) []stagesResult {
 			m.GreedySame = r.GreedySame
 		}
 		m.PeakRSSMiB = max(m.PeakRSSMiB, r.PeakRSSMiB)
-	}
-	return out
+	})
 }
 
 // runs prints a run count with the merged load range.
