@@ -117,6 +117,18 @@ namespace PatchCore
             return result;
         }
 
+        /// <summary>The checks both Forward overloads make of their image arguments.</summary>
+        private static void CheckImages(string fn, float[] images, int n, int channels, int height, int width)
+        {
+            Errors.NotNull(images, fn, "images");
+            Errors.Positive(n, fn, "n");
+            if (images.Length != (long)n * channels * height * width)
+            {
+                throw Errors.Invalid(fn, string.Format("images holds {0} floats, not {1}x{2}x{3}x{4}",
+                    images.Length, n, channels, height, width));
+            }
+        }
+
         /// <summary>
         /// Runs the backbone on normalised images [n, channels, height, width] (float32 NCHW,
         /// exactly n*channels*height*width floats) and returns layer layerIndex's output.
@@ -126,13 +138,7 @@ namespace PatchCore
         {
             const string fn = "NetworkFeatureAggregator.Forward";
             AggregatorHandle h = Handle;
-            Errors.NotNull(images, fn, "images");
-            Errors.Positive(n, fn, "n");
-            if (images.Length != (long)n * channels * height * width)
-            {
-                throw Errors.Invalid(fn, string.Format("images holds {0} floats, not {1}x{2}x{3}x{4}",
-                    images.Length, n, channels, height, width));
-            }
+            CheckImages(fn, images, n, channels, height, width);
             if (layerIndex < 0 || layerIndex >= layers.Length)
             {
                 throw Errors.Invalid(fn, string.Format("layerIndex {0} is outside [0, {1})", layerIndex, layers.Length));
@@ -158,13 +164,7 @@ namespace PatchCore
         {
             const string fn = "NetworkFeatureAggregator.Forward";
             AggregatorHandle h = Handle;
-            Errors.NotNull(images, fn, "images");
-            Errors.Positive(n, fn, "n");
-            if (images.Length != (long)n * channels * height * width)
-            {
-                throw Errors.Invalid(fn, string.Format("images holds {0} floats, not {1}x{2}x{3}x{4}",
-                    images.Length, n, channels, height, width));
-            }
+            CheckImages(fn, images, n, channels, height, width);
             FeatureShape[] shapes = FeatureDimensions(channels, height, width);
             var outputs = new float[shapes.Length][];
             var handles = new GCHandle[shapes.Length];
