@@ -816,11 +816,7 @@ func patchcore_embed(layers *C.pc_cfloatp, shapes *C.pc_ci64, nLayers C.int32_t,
 	}
 	cfg := core.EmbedConfig{PatchSize: int(patchsize), Stride: 1, PretrainEmbedDim: int(pretrainDim), TargetEmbedDim: int(targetDim)}
 	pm := core.PatchMaker{PatchSize: cfg.PatchSize, Stride: 1}
-	gh, err := pm.GridSize(maps[0].Shape[2])
-	if err != nil {
-		return c.fail(err)
-	}
-	gw, err := pm.GridSize(maps[0].Shape[3])
+	gh, gw, err := pm.Grid(maps[0].Shape[2], maps[0].Shape[3])
 	if err != nil {
 		return c.fail(err)
 	}

@@ -227,10 +227,7 @@ func checkEmbed(layers []Tensor, cfg EmbedConfig) (embedGeometry, error) {
 			return g, fmt.Errorf("%w: feature map %d has batch %d, feature map 0 has %d", ErrInvalidArgument, l, t.Shape[0], g.batch)
 		}
 		el := embedLayer{c: t.Shape[1], h: t.Shape[2], w: t.Shape[3]}
-		if el.gh, err = pm.GridSize(el.h); err != nil {
-			return g, err
-		}
-		if el.gw, err = pm.GridSize(el.w); err != nil {
+		if el.gh, el.gw, err = pm.Grid(el.h, el.w); err != nil {
 			return g, err
 		}
 		if _, err := CheckedSize([]int{el.c, cfg.PatchSize, cfg.PatchSize, el.gh, el.gw}); err != nil {

@@ -135,11 +135,7 @@ func (m *Model) appendPending(layers []Tensor, remaining int) error {
 	}
 	cfg := m.embedConfig()
 	pm := PatchMaker{PatchSize: cfg.PatchSize, Stride: cfg.Stride}
-	gh, err := pm.GridSize(layers[0].Shape[2])
-	if err != nil {
-		return err
-	}
-	gw, err := pm.GridSize(layers[0].Shape[3])
+	gh, gw, err := pm.Grid(layers[0].Shape[2], layers[0].Shape[3])
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,17 @@ func (pm PatchMaker) GridSize(s int) (int, error) {
 	return span/pm.Stride + 1, nil
 }
 
+// Grid is the patch grid of an h×w feature map: GridSize of each side.
+func (pm PatchMaker) Grid(h, w int) (gridH, gridW int, err error) {
+	if gridH, err = pm.GridSize(h); err != nil {
+		return 0, 0, err
+	}
+	if gridW, err = pm.GridSize(w); err != nil {
+		return 0, 0, err
+	}
+	return gridH, gridW, nil
+}
+
 // Patchify unfolds fm [B, C, H, W] into [B, L, C, PatchSize, PatchSize] with L =
 // gridH*gridW patches in row-major grid order, exactly torch.nn.Unfold (channel-major,
 // then kernel row, then kernel column, zeros outside the map) reshaped and permuted as
@@ -47,10 +58,7 @@ func (pm PatchMaker) Patchify(fm Tensor) (patches Tensor, gridH, gridW int, err 
 		return Tensor{}, 0, 0, fmt.Errorf("%w: feature map shape %v with %d values", ErrInvalidArgument, fm.Shape, len(fm.Data))
 	}
 	b, c, h, w := fm.Shape[0], fm.Shape[1], fm.Shape[2], fm.Shape[3]
-	if gridH, err = pm.GridSize(h); err != nil {
-		return Tensor{}, 0, 0, err
-	}
-	if gridW, err = pm.GridSize(w); err != nil {
+	if gridH, gridW, err = pm.Grid(h, w); err != nil {
 		return Tensor{}, 0, 0, err
 	}
 	ps, st, pad := pm.PatchSize, pm.Stride, pm.Padding()

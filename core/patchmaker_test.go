@@ -130,3 +130,17 @@ func TestPatchifyErrors(t *testing.T) {
 		t.Errorf("short data: %v", err)
 	}
 }
+
+// Grid is GridSize of each side, hand-computed: patch 5, stride 2, padding 2 gives
+// (7+4-5)/2+1 = 4 and (3+4-5)/2+1 = 2; a non-positive side is refused.
+func TestPatchMakerGrid(t *testing.T) {
+	if gh, gw, err := (PatchMaker{PatchSize: 5, Stride: 2}).Grid(7, 3); err != nil || gh != 4 || gw != 2 {
+		t.Fatalf("Grid(7, 3) = %d, %d, %v; want 4, 2", gh, gw, err)
+	}
+	if gh, gw, err := (PatchMaker{PatchSize: 3, Stride: 1}).Grid(28, 14); err != nil || gh != 28 || gw != 14 {
+		t.Fatalf("Grid(28, 14) = %d, %d, %v; want 28, 14", gh, gw, err)
+	}
+	if _, _, err := (PatchMaker{PatchSize: 3, Stride: 1}).Grid(5, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("Grid(5, 0): %v, want ErrInvalidArgument", err)
+	}
+}
